@@ -1,0 +1,218 @@
+"""The simulation shell: clock + machine models + truth log, feeding protocol faces.
+
+``Simulation.step()`` advances every model to the clock's "now", writes the
+ground truth and returns the tags whose served value changed; faces apply those
+updates to their servers. ``run()`` does that on a fixed wall-clock tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from simulators.faults.state import FaceName, FaultState
+from simulators.model.behaviour import behaviour_for, entry_times, overlapping_windows
+from simulators.model.clock import Clock
+from simulators.model.machine import MachineModel, SignalValue
+from simulators.model.truth import TruthRecord, TruthWriter, format_ts
+from simulators.scenario.models import Machine, Scenario, expand_machines
+from simulators.scenario.timeline import parse_at
+from simulators.tags import TagSpec, machine_tags, value_of
+
+log = logging.getLogger("lineside.sim")
+
+
+@dataclass(frozen=True)
+class TagUpdate:
+    tag: TagSpec
+    value: SignalValue
+
+
+class Face(Protocol):
+    """A protocol server exposing the simulated machines."""
+
+    name: FaceName
+    faults: FaultState
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def apply(self, updates: list[TagUpdate]) -> None:
+        """Write changed values into the server (called after every step)."""
+        ...
+
+    async def drop_connections(self) -> int:
+        """Close every client connection; returns how many were closed."""
+        ...
+
+    async def restart(self, *, shift_namespace: bool = False, downtime_s: float = 0.0) -> None:
+        """Stop and start the server (OPC UA: new sessions; optional namespace shift)."""
+        ...
+
+    def endpoints(self) -> list[str]: ...
+
+
+def default_start(scenario: Scenario, wall_now: datetime) -> datetime:
+    """Scenario start if given; else today at the earliest first timeline clock time;
+    else (random mode only) the wall clock."""
+    if scenario.start is not None:
+        return scenario.start.astimezone(UTC)
+    zone = ZoneInfo(scenario.timezone)
+    firsts = []
+    for machine in scenario.machines:
+        if machine.timeline:
+            kind, seconds = parse_at(machine.timeline[0].at)
+            if kind == "clock":
+                firsts.append(seconds)
+    if not firsts:
+        return wall_now.astimezone(UTC)
+    today = wall_now.astimezone(zone).date()
+    wall = datetime.combine(today, time(0)) + timedelta(seconds=min(firsts))
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def timeline_problems(scenario: Scenario, start: datetime) -> list[str]:
+    """Semantic timeline errors that need the start date (overlapping 'for' windows)."""
+    zone = ZoneInfo(scenario.timezone)
+    problems = []
+    for machine in expand_machines(scenario):
+        if machine.timeline:
+            times = entry_times(machine.timeline, start.astimezone(zone).date(), zone)
+            problems += [f"machine {machine.name}: {p}" for p in overlapping_windows(machine.timeline, times)]
+    return problems
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, clock: Clock, start: datetime,
+                 truth: TruthWriter | None = None, seed: int | None = None,
+                 speed: float = 1.0) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.start = start
+        self.seed = scenario.seed if seed is None else seed
+        self.speed = speed
+        self._truth = truth
+        zone = ZoneInfo(scenario.timezone)
+        self.machine_configs: dict[str, Machine] = {m.name: m for m in expand_machines(scenario)}
+        self.machines: dict[str, MachineModel] = {
+            name: MachineModel(cfg, behaviour_for(cfg, start, zone, self.seed), start, self.seed)
+            for name, cfg in self.machine_configs.items()
+        }
+        self.tags: dict[str, list[TagSpec]] = {
+            name: machine_tags(cfg) for name, cfg in self.machine_configs.items()
+        }
+        self._served: dict[tuple[str, str], Any] = {}
+        self._listeners: list[Callable[[list[TagUpdate]], None]] = []
+        self.tick_count = 0
+        self.last_step_lag_s = 0.0
+        self._write([TruthRecord(start, "run_started", None, {
+            "scenario": scenario.scenario,
+            "seed": self.seed,
+            "speed": speed,
+            "start": format_ts(start),
+            "timezone": scenario.timezone,
+            "machines": [_machine_facts(cfg) for cfg in self.machine_configs.values()],
+        })])
+
+    # -- listeners ---------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[list[TagUpdate]], None]) -> None:
+        self._listeners.append(listener)
+
+    def current_values(self) -> list[TagUpdate]:
+        """Every tag with its value now (used by faces at start)."""
+        now = self.clock.now()
+        out = []
+        for name, model in self.machines.items():
+            signals = model.signals(now)
+            out += [TagUpdate(tag, value_of(tag, signals)) for tag in self.tags[name]]
+        return out
+
+    # -- time --------------------------------------------------------------------------
+
+    def step(self) -> list[TagUpdate]:
+        """Advance all machines to now; return (and publish) the changed tags."""
+        now = self.clock.now()
+        records: list[TruthRecord] = []
+        updates: list[TagUpdate] = []
+        for name, model in self.machines.items():
+            records += model.advance_to(now)
+            updates += self._changed(name, model.signals(now))
+        self._write(records)
+        self.tick_count += 1
+        for listener in self._listeners:
+            listener(updates)
+        return updates
+
+    def _changed(self, machine: str, signals: dict[str, SignalValue]) -> list[TagUpdate]:
+        out = []
+        for tag in self.tags[machine]:
+            if tag.is_command:
+                continue
+            value = value_of(tag, signals)
+            key = (machine, tag.name)
+            if self._served.get(key, _UNSET) != value.value:
+                self._served[key] = value.value
+                out.append(TagUpdate(tag, value))
+        return out
+
+    async def run(self, tick_s: float = 0.1, stop: asyncio.Event | None = None) -> None:
+        """Step every ``tick_s`` wall seconds until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while not stop.is_set():
+            started = loop.time()
+            self.last_step_lag_s = max(0.0, started - next_tick)
+            self.step()
+            next_tick += tick_s
+            if next_tick < loop.time():  # fell behind: do not try to catch up in a burst
+                next_tick = loop.time()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - loop.time()))
+            except TimeoutError:
+                pass
+
+    @property
+    def all_ended(self) -> bool:
+        return all(m.ended for m in self.machines.values())
+
+    # -- commands ----------------------------------------------------------------------
+
+    def reset_counters(self, machine: str, cause: str = "command") -> None:
+        model = self.machines[machine]
+        self._write(model.reset_counters(self.clock.now(), cause))
+
+    def record_fault(self, fault: str, **params: Any) -> None:
+        self._write([TruthRecord(self.clock.now(), "fault", params.pop("machine", None),
+                                 {"fault": fault, **params})])
+
+    def close(self) -> None:
+        self._write([TruthRecord(self.clock.now(), "run_stopped")])
+        if self._truth is not None:
+            self._truth.close()
+            self._truth = None
+
+    def _write(self, records: list[TruthRecord]) -> None:
+        if self._truth is not None:
+            self._truth.write(records)
+
+
+_UNSET = object()
+
+
+def _machine_facts(cfg: Machine) -> dict[str, Any]:
+    return {
+        "name": cfg.name,
+        "location": cfg.location.model_dump(),
+        "counter_width": cfg.counter_width.value,
+        "state_encoding": cfg.state_encoding.value,
+        "modbus_unit_id": cfg.modbus.unit_id,
+        "products": {p.id: p.ideal_cycle_time_s for p in cfg.products},
+    }
