@@ -8,7 +8,9 @@ updates to their servers. ``run()`` does that on a fixed wall-clock tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -84,14 +86,22 @@ def timeline_problems(scenario: Scenario, start: datetime) -> list[str]:
     for machine in expand_machines(scenario):
         if machine.timeline:
             times = entry_times(machine.timeline, start.astimezone(zone).date(), zone)
-            problems += [f"machine {machine.name}: {p}" for p in overlapping_windows(machine.timeline, times)]
+            problems += [
+                f"machine {machine.name}: {p}" for p in overlapping_windows(machine.timeline, times)
+            ]
     return problems
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, clock: Clock, start: datetime,
-                 truth: TruthWriter | None = None, seed: int | None = None,
-                 speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        start: datetime,
+        truth: TruthWriter | None = None,
+        seed: int | None = None,
+        speed: float = 1.0,
+    ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.start = start
@@ -111,14 +121,26 @@ class Simulation:
         self._listeners: list[Callable[[list[TagUpdate]], None]] = []
         self.tick_count = 0
         self.last_step_lag_s = 0.0
-        self._write([TruthRecord(start, "run_started", None, {
-            "scenario": scenario.scenario,
-            "seed": self.seed,
-            "speed": speed,
-            "start": format_ts(start),
-            "timezone": scenario.timezone,
-            "machines": [_machine_facts(cfg) for cfg in self.machine_configs.values()],
-        })])
+        self.max_step_lag_s = 0.0
+        # Wall seconds spent in recent steps (model + faces), for /status and benchmarks.
+        self.step_durations_s: deque[float] = deque(maxlen=600)
+        self._write(
+            [
+                TruthRecord(
+                    start,
+                    "run_started",
+                    None,
+                    {
+                        "scenario": scenario.scenario,
+                        "seed": self.seed,
+                        "speed": speed,
+                        "start": format_ts(start),
+                        "timezone": scenario.timezone,
+                        "machines": [_machine_facts(cfg) for cfg in self.machine_configs.values()],
+                    },
+                )
+            ]
+        )
 
     # -- listeners ---------------------------------------------------------------------
 
@@ -170,14 +192,14 @@ class Simulation:
         while not stop.is_set():
             started = loop.time()
             self.last_step_lag_s = max(0.0, started - next_tick)
+            self.max_step_lag_s = max(self.max_step_lag_s, self.last_step_lag_s)
             self.step()
+            self.step_durations_s.append(loop.time() - started)
             next_tick += tick_s
             if next_tick < loop.time():  # fell behind: do not try to catch up in a burst
                 next_tick = loop.time()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - loop.time()))
-            except TimeoutError:
-                pass
 
     @property
     def all_ended(self) -> bool:
@@ -190,8 +212,16 @@ class Simulation:
         self._write(model.reset_counters(self.clock.now(), cause))
 
     def record_fault(self, fault: str, **params: Any) -> None:
-        self._write([TruthRecord(self.clock.now(), "fault", params.pop("machine", None),
-                                 {"fault": fault, **params})])
+        self._write(
+            [
+                TruthRecord(
+                    self.clock.now(),
+                    "fault",
+                    params.pop("machine", None),
+                    {"fault": fault, **params},
+                )
+            ]
+        )
 
     def close(self) -> None:
         self._write([TruthRecord(self.clock.now(), "run_stopped")])

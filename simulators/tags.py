@@ -50,7 +50,9 @@ class DataType(StrEnum):
 
     @property
     def registers(self) -> int:
-        return {"uint32": 2, "float32": 2, "float64": 4, "string": STRING_REGISTERS}.get(self.value, 1)
+        return {"uint32": 2, "float32": 2, "float64": 4, "string": STRING_REGISTERS}.get(
+            self.value, 1
+        )
 
 
 class Table(StrEnum):
@@ -58,6 +60,15 @@ class Table(StrEnum):
     DISCRETE_INPUT = "discrete_input"
     HOLDING_REGISTER = "holding_register"
     INPUT_REGISTER = "input_register"
+
+    @property
+    def short(self) -> str:
+        return {
+            "coil": "coil",
+            "discrete_input": "DI",
+            "holding_register": "HR",
+            "input_register": "IR",
+        }[self.value]
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ class ModbusLocation:
     def render(self) -> str:
         last = self.address + self.count - 1
         span = f"{self.address}" if self.count == 1 else f"{self.address}-{last}"
-        return f"unit {self.unit_id} {self.table.value} {span}"
+        return f"unit {self.unit_id} {self.table.short} {span}"
 
 
 @dataclass(frozen=True)
@@ -101,17 +112,34 @@ def opcua_node_id(machine: Machine, name: str) -> str:
 def machine_tags(machine: Machine) -> list[TagSpec]:
     """Every tag of one machine, in register order."""
     unit = machine.modbus.unit_id
-    counter_type = DataType.UINT32 if machine.counter_width is CounterWidth.UINT32 else DataType.UINT16
+    counter_type = (
+        DataType.UINT32 if machine.counter_width is CounterWidth.UINT32 else DataType.UINT16
+    )
 
-    def tag(name: str, signal: str, dtype: DataType, table: Table | None, address: int,
-            count: int | None = None, unit_name: str = "", opcua: bool = True,
-            writable: bool = False) -> TagSpec:
+    def tag(
+        name: str,
+        signal: str,
+        dtype: DataType,
+        table: Table | None,
+        address: int,
+        count: int | None = None,
+        unit_name: str = "",
+        opcua: bool = True,
+        writable: bool = False,
+    ) -> TagSpec:
         location = None
         if table is not None:
             location = ModbusLocation(unit, table, address, count or dtype.registers)
-        return TagSpec(machine.name, name, signal, dtype,
-                       opcua_node_id(machine, name) if opcua else None, location, unit_name,
-                       writable)
+        return TagSpec(
+            machine.name,
+            name,
+            signal,
+            dtype,
+            opcua_node_id(machine, name) if opcua else None,
+            location,
+            unit_name,
+            writable,
+        )
 
     hr = Table.HOLDING_REGISTER
     tags = [
@@ -122,21 +150,43 @@ def machine_tags(machine: Machine) -> list[TagSpec]:
         tag("GoodCount", "good", counter_type, hr, 4),
         tag("ScrapCount", "scrap", counter_type, hr, 6),
         tag("IdealCycleTime", "ideal_cycle_time_s", DataType.FLOAT64, None, 0, unit_name="s"),
-        tag("IdealCycleTimeMs", "ideal_cycle_time_ms", DataType.UINT32, hr, 8, unit_name="ms",
-            opcua=False),
+        tag(
+            "IdealCycleTimeMs",
+            "ideal_cycle_time_ms",
+            DataType.UINT32,
+            hr,
+            8,
+            unit_name="ms",
+            opcua=False,
+        ),
         tag("Order", "order", DataType.STRING, hr, 10),
         tag("Product", "product", DataType.STRING, hr, 10 + STRING_REGISTERS),
-        tag("ResetCounters", "command.reset_counters", DataType.BOOL, Table.COIL, 0,
-            writable=True),
+        tag("ResetCounters", "command.reset_counters", DataType.BOOL, Table.COIL, 0, writable=True),
     ]
     for bit, state in enumerate(STATE_BITS):
-        tags.append(tag(f"Is_{state.value}", f"state_bit.{state.value}", DataType.BOOL,
-                        Table.DISCRETE_INPUT, bit, opcua=False))
+        tags.append(
+            tag(
+                f"Is_{state.value}",
+                f"state_bit.{state.value}",
+                DataType.BOOL,
+                Table.DISCRETE_INPUT,
+                bit,
+                opcua=False,
+            )
+        )
     address = 0
     for channel in channels_for(machine, seed=0):
         dtype = DataType.FLOAT64 if channel.type is ValueType.FLOAT64 else DataType.FLOAT32
-        tags.append(tag(f"ProcessValues.{channel.name}", channel.signal, dtype,
-                        Table.INPUT_REGISTER, address, unit_name=channel.unit))
+        tags.append(
+            tag(
+                f"ProcessValues.{channel.name}",
+                channel.signal,
+                dtype,
+                Table.INPUT_REGISTER,
+                address,
+                unit_name=channel.unit,
+            )
+        )
         address += dtype.registers
     return tags
 

@@ -116,7 +116,9 @@ def scripted_changes(entries: list[TimelineEntry], times: list[datetime]) -> lis
             if back_state is not None:
                 back_reason = 0 if entry.action == "changeover" else base_reason
                 changes.append(
-                    Change(at=at + timedelta(seconds=entry.for_s), state=back_state, reason=back_reason)
+                    Change(
+                        at=at + timedelta(seconds=entry.for_s), state=back_state, reason=back_reason
+                    )
                 )
                 base_state, base_reason = back_state, back_reason
         else:
@@ -145,8 +147,14 @@ def overlapping_windows(entries: list[TimelineEntry], times: list[datetime]) -> 
 class RandomStopsAndOrders:
     """Competing exponential stops while running, exponential durations, periodic orders."""
 
-    def __init__(self, config: RandomBehaviour, products: list[str], rng: random.Random,
-                 machine: str, start: datetime) -> None:
+    def __init__(
+        self,
+        config: RandomBehaviour,
+        products: list[str],
+        rng: random.Random,
+        machine: str,
+        start: datetime,
+    ) -> None:
         self._config = config
         self._products = products
         self._rng = rng
@@ -168,8 +176,13 @@ class RandomStopsAndOrders:
         self._order_seq += 1
         product = self._products[self._product_index % len(self._products)]
         self._product_index += 1
-        return Change(at=at, state=state, reason=reason, product=product,
-                      order=f"{self._machine}-{self._order_seq:04d}")
+        return Change(
+            at=at,
+            state=state,
+            reason=reason,
+            product=product,
+            order=f"{self._machine}-{self._order_seq:04d}",
+        )
 
     def peek(self) -> Change | None:
         return self._pending
@@ -183,9 +196,7 @@ class RandomStopsAndOrders:
         if state is MachineState.RUNNING:
             self._schedule_from_running(at)
         else:
-            duration = next(
-                (s.mean_duration for s in self._config.stops if s.state is state), None
-            )
+            duration = next((s.mean_duration for s in self._config.stops if s.state is state), None)
             if state is MachineState.CHANGEOVER and self._config.orders is not None:
                 back_at = round_ms(at + timedelta(seconds=self._config.orders.changeover))
                 self._next_order_at = self._after(back_at, self._config.orders.mean_interval)
@@ -207,7 +218,9 @@ class RandomStopsAndOrders:
             assert orders is not None
             when = max(self._next_order_at, at)
             if orders.changeover > 0:
-                best = self._new_order_change(when, MachineState.CHANGEOVER, orders.changeover_reason)
+                best = self._new_order_change(
+                    when, MachineState.CHANGEOVER, orders.changeover_reason
+                )
             else:
                 best = self._new_order_change(when, MachineState.RUNNING, 0)
                 self._next_order_at = self._after(when, orders.mean_interval)
@@ -220,5 +233,6 @@ def behaviour_for(machine: Machine, start: datetime, zone: ZoneInfo, seed: int) 
         return ScriptedBehaviour(scripted_changes(machine.timeline, times))
     assert machine.random is not None
     rng = random.Random(f"{seed}:{machine.name}:behaviour")
-    return RandomStopsAndOrders(machine.random, [p.id for p in machine.products], rng,
-                                machine.name, round_ms(start))
+    return RandomStopsAndOrders(
+        machine.random, [p.id for p in machine.products], rng, machine.name, round_ms(start)
+    )

@@ -69,7 +69,11 @@ class MachineModel:
             change = self._behaviour.peek()
             change_at = max(change.at, self.now) if change else None
             part_at = self._next_part_at
-            if part_at is not None and part_at <= until and (change_at is None or part_at < change_at):
+            if (
+                part_at is not None
+                and part_at <= until
+                and (change_at is None or part_at < change_at)
+            ):
                 self.now = part_at
                 records.append(self._complete_part(part_at))
                 continue
@@ -155,12 +159,17 @@ class MachineModel:
         if self.state is MachineState.RUNNING:
             self._next_part_at = self._draw_next_part(at)
         records = [
-            TruthRecord(at, "order", self.name, {
-                "order": self.order,
-                "product": self.product,
-                "ideal_cycle_time_s": self.ideal_cycle_time_s,
-                "previous_order": previous,
-            })
+            TruthRecord(
+                at,
+                "order",
+                self.name,
+                {
+                    "order": self.order,
+                    "product": self.product,
+                    "ideal_cycle_time_s": self.ideal_cycle_time_s,
+                    "previous_order": previous,
+                },
+            )
         ]
         if self.config.reset_counters_on_order_change:
             records.append(self._reset(at, "order_change"))
@@ -187,12 +196,17 @@ class MachineModel:
             self._changed_at["reason"] = at
         self.reason = reason
         return [
-            TruthRecord(at, "state", self.name, {
-                "from": previous.value,
-                "to": state.value,
-                "reason": reason,
-                "code": encode_state(state, self.config.state_encoding),
-            })
+            TruthRecord(
+                at,
+                "state",
+                self.name,
+                {
+                    "from": previous.value,
+                    "to": state.value,
+                    "reason": reason,
+                    "code": encode_state(state, self.config.state_encoding),
+                },
+            )
         ]
 
     def _draw_next_part(self, at: datetime) -> datetime:
@@ -203,19 +217,26 @@ class MachineModel:
 
     def _complete_part(self, at: datetime) -> TruthRecord:
         product = self._products[self.product]
-        scrap_rate = product.scrap_rate if product.scrap_rate is not None else self.config.scrap_rate
+        scrap_rate = (
+            product.scrap_rate if product.scrap_rate is not None else self.config.scrap_rate
+        )
         good = self._rng.random() >= scrap_rate
         self.counters = self.counters.add_part(good, self.config.counter_width)
         self._changed_at["counters"] = at
         self._next_part_at = self._draw_next_part(at)
-        return TruthRecord(at, "part", self.name, {
-            "good": good,
-            "product": self.product,
-            "order": self.order,
-            "total": self.counters.total,
-            "good_count": self.counters.good,
-            "scrap_count": self.counters.scrap,
-        })
+        return TruthRecord(
+            at,
+            "part",
+            self.name,
+            {
+                "good": good,
+                "product": self.product,
+                "order": self.order,
+                "total": self.counters.total,
+                "good_count": self.counters.good,
+                "scrap_count": self.counters.scrap,
+            },
+        )
 
     def _reset(self, at: datetime, cause: str) -> TruthRecord:
         self.counters = Counters()

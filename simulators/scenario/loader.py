@@ -57,7 +57,11 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
         raise ScenarioError([ConfigIssue(filename, line, column, "", f"YAML: {problem}")]) from None
     if not isinstance(document, dict):
         raise ScenarioError(
-            [ConfigIssue(filename, 1, 1, "", "a scenario is a mapping with 'scenario' and 'machines'")]
+            [
+                ConfigIssue(
+                    filename, 1, 1, "", "a scenario is a mapping with 'scenario' and 'machines'"
+                )
+            ]
         )
     try:
         return Scenario.model_validate(_plain(document))

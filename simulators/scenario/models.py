@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from simulators.model.counters import CounterWidth
 from simulators.model.states import MachineState, StateEncoding
 from simulators.scenario.durations import DurationS
-from simulators.scenario.timeline import TimelineEntry
+from simulators.scenario.timeline import TimelineEntry, timeline_overlaps
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
@@ -168,6 +168,9 @@ class Machine(_Strict):
         names = [pv.name for pv in self.process_values]
         if len(set(names)) != len(names):
             raise ValueError(f"process value names must be unique, got {names}")
+        overlaps = timeline_overlaps(self.timeline or [])
+        if overlaps:
+            raise ValueError("; ".join(overlaps))
         for entry in self.timeline or []:
             if entry.product is not None and entry.product not in ids:
                 raise ValueError(
@@ -210,6 +213,10 @@ class Scenario(_Strict):
         if dupes:
             raise ValueError(f"machine names must be unique; repeated: {', '.join(dupes)}")
         units = [m.modbus.unit_id for m in expand_machines(self)]
+        if max(units) > 247:
+            raise ValueError(
+                f"replicas push modbus.unit_id up to {max(units)}; Modbus unit ids end at 247"
+            )
         dup_units = sorted({u for u in units if units.count(u) > 1})
         if dup_units:
             raise ValueError(

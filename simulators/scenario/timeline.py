@@ -51,7 +51,9 @@ def parse_at(text: str) -> tuple[Literal["clock", "offset"], float]:
         return "offset", parse_duration_s(text[1:])
     match = _CLOCK.match(text)
     if not match:
-        raise ValueError(f"'at' must be a clock time HH:MM[:SS] or an offset like +90m, got {text!r}")
+        raise ValueError(
+            f"'at' must be a clock time HH:MM[:SS] or an offset like +90m, got {text!r}"
+        )
     hours, minutes, seconds = int(match[1]), int(match[2]), int(match[3] or 0)
     if hours > 23 or minutes > 59 or seconds > 59:
         raise ValueError(f"{text!r} is not a valid clock time")
@@ -141,16 +143,15 @@ def parse_shorthand(text: str) -> dict[str, Any]:
     """Turn ``"08:10 unplanned_stop reason 17 for 7m"`` into the mapping form."""
     words = text.split()
     if len(words) < 2:
-        raise ValueError(
-            f"timeline entry {text!r} needs a time and an action, e.g. '06:00 run A'"
-        )
+        raise ValueError(f"timeline entry {text!r} needs a time and an action, e.g. '06:00 run A'")
+    parse_at(words[0])
     out: dict[str, Any] = {"at": words[0]}
     verb, rest = words[1], words[2:]
     if verb in _STATES - {"running", "changeover"}:
         out.update(action="state", state=verb)
     elif verb in ("run", "running"):
         out["action"] = "run"
-        if rest and rest[0] not in ("order", "reason"):
+        if rest and rest[0] not in ("order", "reason", "for"):
             out["product"] = rest.pop(0)
     elif verb == "break":
         out["action"] = "break"
@@ -179,3 +180,38 @@ def parse_shorthand(text: str) -> dict[str, Any]:
             )
         out[key] = rest.pop(0)
     return out
+
+
+def nominal_offsets_s(entries: list[TimelineEntry]) -> list[float]:
+    """Seconds of each entry after the first, ignoring DST (for validation)."""
+    out: list[float] = []
+    day = 0
+    previous_clock: float | None = None
+    first_clock: float | None = None
+    for entry in entries:
+        kind, seconds = parse_at(entry.at)
+        if kind == "offset":
+            out.append(seconds)
+            continue
+        if previous_clock is not None and seconds < previous_clock:
+            day += 1
+        previous_clock = seconds
+        if first_clock is None:
+            first_clock = seconds - (out[-1] if out else 0.0)
+        out.append(day * 86400 + seconds - first_clock)
+    return out
+
+
+def timeline_overlaps(entries: list[TimelineEntry]) -> list[str]:
+    """Messages for entries whose 'for' window runs into the next entry."""
+    offsets = nominal_offsets_s(entries)
+    problems = []
+    for i, entry in enumerate(entries[:-1]):
+        if offsets[i + 1] < offsets[i]:
+            problems.append(f"timeline entry {i + 1} at {entries[i + 1].at} is before entry {i}")
+        if entry.for_s is not None and offsets[i] + entry.for_s > offsets[i + 1]:
+            problems.append(
+                f"timeline entry {i} at {entry.at} lasts {entry.for_s:g}s and runs into "
+                f"entry {i + 1} at {entries[i + 1].at}"
+            )
+    return problems
