@@ -98,7 +98,7 @@ def build_faces(sim: Simulation, options: ServeOptions) -> list[Face]:
             ModbusFace(
                 sim,
                 host=options.host,
-                port=options.modbus_port or 5020,
+                port=options.modbus_port if options.modbus_port is not None else 5020,
                 faults=FaultState(),
                 serial_port=options.modbus_serial,
                 baudrate=options.modbus_baudrate,

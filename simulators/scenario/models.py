@@ -38,7 +38,14 @@ class Location(_Strict):
 
 
 class Product(_Strict):
-    id: Name
+    id: Annotated[
+        str,
+        Field(
+            pattern=_NAME,
+            max_length=32,
+            description="Fits the 32-character Modbus string registers",
+        ),
+    ]
     ideal_cycle_time_s: float = Field(gt=0, description="Ideal (nameplate) time per part")
     cycle_time_factor: float = Field(
         1.0, ge=1.0, description="Mean actual cycle time as a multiple of the ideal one"
@@ -141,9 +148,23 @@ class Replicas(_Strict):
             raise ValueError(f"rendered name {rendered!r} must match {_NAME}")
         return value
 
+    @model_validator(mode="after")
+    def _fits(self) -> Replicas:
+        longest = max((self.name.format(n=n) for n in (1, self.count)), key=len)
+        if len(longest) > 27:
+            raise ValueError(f"rendered name {longest!r} is longer than 27 characters")
+        return self
+
 
 class Machine(_Strict):
-    name: Name
+    name: Annotated[
+        str,
+        Field(
+            pattern=_NAME,
+            max_length=27,
+            description="27 characters so '<name>-0001' order ids fit 32",
+        ),
+    ]
     location: Location
     description: str = ""
     counter_width: CounterWidth = CounterWidth.UINT32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +25,7 @@ from _modbus_helpers import (
 )
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
 from simulators.faces.modbus import ModbusFace
 from simulators.faults.state import BadTag, FaultState
@@ -130,7 +131,10 @@ def check_against_truth(reading: UnitReading, served: Served) -> None:
             continue
         served_value = reading.value(reading.inputs, tag.modbus.address, tag.data_type)
         model_value = signals[tag.signal].value
-        assert math.isclose(served_value, model_value, rel_tol=1e-6, abs_tol=1e-9), tag.name
+        if tag.data_type is DataType.FLOAT64:
+            assert served_value == model_value, tag.name
+        else:  # float32 on the wire: ~7 significant digits
+            assert math.isclose(served_value, model_value, rel_tol=1e-6, abs_tol=1e-9), tag.name
 
 
 # -- (a) the register map follows the simulation ----------------------------------------------
@@ -151,10 +155,30 @@ async def test_every_block_of_every_unit_follows_the_ground_truth(
     assert len(seen_states) >= 4  # running, stops, starved and breaks were all on the wire
 
 
+async def test_raw_registers_follow_each_machines_byte_and_word_order(
+    line3: Served, client: AsyncModbusTcpClient
+) -> None:
+    line3.bundle.advance_to(30 * 60)  # all three running order 9001
+
+    async def raw(unit: int, address: int, count: int) -> list[int]:
+        reply = ok(await client.read_holding_registers(address, count=count, device_id=unit))
+        return list(reply.registers)
+
+    # press-1 big/big canonical: state 1, ideal 3000 ms high word first, "9001" = "90" "01"
+    assert await raw(1, 0, 1) == [1]
+    assert await raw(1, 8, 4) == [0, 3000, 0x3930, 0x3031]
+    # weld-1 big/little PackML: Execute = 6, ideal 2800 ms low word first
+    assert await raw(2, 0, 1) == [6]
+    assert await raw(2, 8, 4) == [2800, 0, 0x3930, 0x3031]
+    # pack-1 little/little: every register byte-swapped, low word first
+    assert await raw(3, 0, 1) == [0x0100]
+    assert await raw(3, 8, 4) == [0xC409, 0, 0x3039, 0x3130]
+
+
 async def test_map_edges_and_refused_writes(line3: Served, client: AsyncModbusTcpClient) -> None:
-    def exception_code(reply: object) -> int:
-        assert reply.isError(), reply  # type: ignore[attr-defined]
-        return reply.exception_code  # type: ignore[attr-defined]
+    def exception_code(reply: ModbusPDU) -> int:
+        assert reply.isError(), reply
+        return reply.exception_code
 
     ok(await client.read_holding_registers(HOLDING_MAP - 1, count=1, device_id=1))
     assert exception_code(await client.read_holding_registers(41, count=2, device_id=1)) == 2
@@ -175,7 +199,7 @@ async def test_map_edges_and_refused_writes(line3: Served, client: AsyncModbusTc
     assert before.holding[0] != 5
 
 
-# -- (b) counter widths on the wire -------------------------------------------------------------
+# -- (b) counter widths on the wire -----------------------------------------------------------
 
 FAST_COUNTERS = """
 scenario: fast-counters
@@ -230,7 +254,7 @@ async def test_uint32_counter_spans_two_registers_and_uint16_wraps() -> None:
         await face.stop()
 
 
-# -- (c) faults as a client sees them ------------------------------------------------------------
+# -- (c) faults as a client sees them ---------------------------------------------------------
 
 
 async def test_drop_connections_forces_a_reconnect(
@@ -285,8 +309,8 @@ async def test_bad_tag_fails_only_reads_that_cover_it(
     faults.bad_tags[("press-1", "GoodCount")] = BadTag(modbus_exception=4)  # registers 4-5
     faults.bad_tags[("weld-1", "Is_starved")] = BadTag(modbus_exception=3)  # input bit 2
 
-    async def code(reply_coro: object) -> int:
-        reply = await reply_coro  # type: ignore[misc]
+    async def code(request: Awaitable[ModbusPDU]) -> int:
+        reply = await request
         return reply.exception_code if reply.isError() else 0
 
     assert await code(client.read_holding_registers(0, count=HOLDING_MAP, device_id=1)) == 4
@@ -317,7 +341,7 @@ async def test_restart_needs_a_reconnect_and_keeps_values(
     line3.bundle.advance_to(3600)
     before = await read_machine(client, line3.sim, "weld-1")
     port = line3.face.port
-    restart = asyncio.create_task(line3.face.restart(downtime_s=0.5))
+    restart = asyncio.create_task(line3.face.restart(downtime_s=0.8))
     await wait_until(lambda: not client.connected, timeout_s=2)
     during = tcp_client(port, timeout_s=0.2)
     assert not await during.connect()  # nobody listens during the downtime
@@ -358,7 +382,7 @@ async def test_coil_0_resets_the_counters_as_a_command(
     check_against_truth(later, line3)
 
 
-# -- (d) RTU over a pseudo-terminal pair -------------------------------------------------------------
+# -- (d) RTU over a pseudo-terminal pair ------------------------------------------------------
 
 
 async def test_rtu_over_a_pty_pair(tmp_path) -> None:
@@ -382,7 +406,9 @@ async def test_rtu_over_a_pty_pair(tmp_path) -> None:
                 await rtu.read_holding_registers(0, count=1, device_id=9)
             bundle.advance_to(50 * 60)
             check_against_truth(await read_machine(rtu, bundle.sim, "press-1"), served)
-            assert await face.drop_connections() == 0
+            assert await face.drop_connections() == 0  # nothing to drop on a serial line
+            await face.restart()  # the device is closed and opened again
+            check_against_truth(await read_machine(rtu, bundle.sim, "press-1"), served)
         finally:
             rtu.close()
             await face.stop()

@@ -70,12 +70,20 @@ def test_decode_known_registers(
         assert decoded == value
 
 
-@pytest.mark.parametrize(("byte_order", "word_order"), ORDERS)
-def test_string_layout_ignores_byte_and_word_order(
-    byte_order: ByteOrder, word_order: ByteOrder
+@pytest.mark.parametrize(
+    ("byte_order", "word_order", "first_registers"),
+    [
+        (BIG, BIG, [0x4142, 0x4300]),
+        (BIG, LITTLE, [0x4142, 0x4300]),  # word order does not apply to strings
+        (LITTLE, BIG, [0x4241, 0x0043]),  # byte order swaps the characters of a register
+        (LITTLE, LITTLE, [0x4241, 0x0043]),
+    ],
+)
+def test_string_layout(
+    byte_order: ByteOrder, word_order: ByteOrder, first_registers: list[int]
 ) -> None:
     registers = encode("ABC", DataType.STRING, byte_order, word_order)
-    assert registers == [0x4142, 0x4300] + [0] * 14
+    assert registers == first_registers + [0] * 14
     assert decode(registers, DataType.STRING, byte_order, word_order) == "ABC"
 
 
@@ -114,6 +122,7 @@ def test_encode_rejects_values_that_do_not_fit(dtype: DataType, value: object) -
         (DataType.FLOAT64, [0, 0, 0]),
         (DataType.STRING, [0] * 15),
         (DataType.UINT16, [70000]),
+        (DataType.STRING, [70000] + [0] * 15),
         (DataType.BOOL, []),
     ],
 )
@@ -175,7 +184,7 @@ def test_little_word_order_reverses_the_registers(
     assert encode(value, dtype, byte_order, LITTLE) == big_words[::-1]
 
 
-@given(typed_values.filter(lambda tv: tv[0] not in (DataType.STRING, DataType.BOOL)))
+@given(typed_values.filter(lambda tv: tv[0] is not DataType.BOOL))
 def test_little_byte_order_swaps_the_bytes_of_every_register(
     typed_value: tuple[DataType, object],
 ) -> None:

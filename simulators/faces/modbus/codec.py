@@ -11,10 +11,11 @@ Conventions (the simulator serves them; clients decode with the same rules):
 * With those, float32 123.456 (0x42F6E979) is ``[0x42F6, 0xE979]`` big/big,
   ``[0xE979, 0x42F6]`` big/little, ``[0xF642, 0x79E9]`` little/big and
   ``[0x79E9, 0xF642]`` little/little.
-* ``string``: 16 registers, 32 ASCII characters, two per register, the first
-  character in the high byte, NUL padded. Byte and word order do not apply to
-  strings (the register map documents one string layout for every machine).
-  Characters outside ASCII are served as ``?``; longer text is cut at 32 characters.
+* ``string``: 16 registers, 32 ASCII characters, two per register, NUL padded. The
+  first character is in the high byte unless ``byte_order`` is little (then the two
+  characters of every register are swapped); ``word_order`` does not apply, the
+  characters always run from the first register to the last. Characters outside
+  ASCII are served as ``?``; longer text is cut at 32 characters.
 * ``bool``: one register, 0 or 1 (coils and discrete inputs carry bools as bits).
 
 Use :func:`encoder` / :func:`decoder` on hot paths: they compile the struct formats
@@ -43,7 +44,10 @@ _NUMERIC: dict[DataType, tuple[str, int]] = {
     DataType.FLOAT32: ("f", 2),
     DataType.FLOAT64: ("d", 4),
 }
-_STRING_REGS = struct.Struct(f">{STRING_REGISTERS}H")
+_STRING_REGS = {
+    ByteOrder.BIG: struct.Struct(f">{STRING_REGISTERS}H"),
+    ByteOrder.LITTLE: struct.Struct(f"<{STRING_REGISTERS}H"),
+}
 
 
 class CodecError(ValueError):
@@ -75,15 +79,28 @@ def _numeric_structs(
     return value_struct, register_struct
 
 
-def _encode_string(value: Any) -> Registers:
-    raw = str(value).encode("ascii", errors="replace")[:STRING_CHARS]
-    return _STRING_REGS.unpack(raw.ljust(STRING_CHARS, b"\0"))
+def _string_encoder(byte_order: ByteOrder | str) -> Encoder:
+    unpack = _STRING_REGS[ByteOrder(byte_order)].unpack
+
+    def encode_string(value: Any) -> Registers:
+        raw = str(value).encode("ascii", errors="replace")[:STRING_CHARS]
+        return unpack(raw.ljust(STRING_CHARS, b"\0"))
+
+    return encode_string
 
 
-def _decode_string(registers: Sequence[int]) -> str:
-    _check_count(registers, STRING_REGISTERS, DataType.STRING)
-    raw = _STRING_REGS.pack(*registers)
-    return raw.split(b"\0", 1)[0].decode("ascii", errors="replace")
+def _string_decoder(byte_order: ByteOrder | str) -> Decoder:
+    pack = _STRING_REGS[ByteOrder(byte_order)].pack
+
+    def decode_string(registers: Sequence[int]) -> str:
+        _check_count(registers, STRING_REGISTERS, DataType.STRING)
+        try:
+            raw = pack(*registers)
+        except struct.error as exc:
+            raise CodecError(f"string: registers {list(registers)} are not 0-65535") from exc
+        return raw.split(b"\0", 1)[0].decode("ascii", errors="replace")
+
+    return decode_string
 
 
 def _encode_bool(value: Any) -> Registers:
@@ -113,7 +130,7 @@ def encoder(
     """
     dtype = DataType(data_type)
     if dtype is DataType.STRING:
-        return _encode_string
+        return _string_encoder(byte_order)
     if dtype is DataType.BOOL:
         return _encode_bool
     value_struct, register_struct = _numeric_structs(dtype, byte_order, word_order)
@@ -133,7 +150,7 @@ def decoder(
     """A compiled ``registers -> value`` function (inverse of :func:`encoder`)."""
     dtype = DataType(data_type)
     if dtype is DataType.STRING:
-        return _decode_string
+        return _string_decoder(byte_order)
     if dtype is DataType.BOOL:
         return _decode_bool
     value_struct, register_struct = _numeric_structs(dtype, byte_order, word_order)

@@ -67,13 +67,11 @@ class RequestResponder:
         try:
             response = await request.datastore_update(self.store, unit)  # type: ignore[arg-type]
         except Exception:
-            log.exception(
-                "modbus request failed unit=%d function=%d", unit, request.function_code
-            )
+            log.exception("modbus request failed unit=%d function=%d", unit, request.function_code)
             return ExceptionResponse(request.function_code, ExcCodes.DEVICE_FAILURE)
         if isinstance(request, WriteSingleCoilRequest) and not response.isError():
             # the spec echoes the request; pymodbus would echo the read-back coil (0)
-            pass
+            response.bits = request.bits
         return response
 
     def bad_tag_exception(self, request: ModbusPDU) -> int | None:

@@ -18,6 +18,7 @@ Wire behaviour in short:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -33,6 +34,8 @@ from simulators.runtime import Simulation, TagUpdate
 from simulators.tags import value_of
 
 log = logging.getLogger("lineside.sim.modbus")
+
+_CLOSE_TIMEOUT_S = 2.0
 
 
 class ModbusFaceError(SimulatorError):
@@ -144,7 +147,9 @@ class ModbusFace:
         listener = server.transport
         await server.shutdown()
         if isinstance(listener, asyncio.Server):
-            await listener.wait_closed()
+            # bounded: a client that never reads could otherwise hold the close up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener.wait_closed(), timeout=_CLOSE_TIMEOUT_S)
         log.info("modbus face stopped endpoint=%s", self._endpoint())
 
     def apply(self, updates: list[TagUpdate]) -> None:
@@ -213,6 +218,8 @@ class ModbusFace:
         """Coil 0 written with 1: the operator's counter reset, served at once."""
         log.info("modbus command reset_counters machine=%s", machine)
         self.sim.reset_counters(machine, "command")
+        self.sim.step()  # every subscribed face serves the zeroed counters now...
+        # ...and this one even when nobody wired sim.subscribe(face.apply)
         signals = self.sim.machines[machine].signals(self.sim.clock.now())
         self.store.apply(
             [

@@ -16,6 +16,8 @@ any Modbus function.
 
 from __future__ import annotations
 
+import logging
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +28,8 @@ from simulators.faces.modbus.codec import Encoder, encoder
 from simulators.runtime import TagUpdate
 from simulators.scenario.models import Machine
 from simulators.tags import DataType, ModbusLocation, Table, TagSpec
+
+log = logging.getLogger("lineside.sim.modbus")
 
 # Modbus function code -> the table it reads or writes
 READ_TABLES: dict[int, Table] = {
@@ -110,9 +114,20 @@ class RegisterStore:
             image = units[loc.unit_id]
             address = loc.address
             # bools encode to (0,) / (1,): the same slice write serves coils and inputs
-            image.tables[loc.table][address : address + loc.count] = image.encoders[
-                tag.data_type
-            ](update.value.value)
+            encode = image.encoders[tag.data_type]
+            try:
+                registers = encode(update.value.value)
+            except (struct.error, OverflowError, TypeError):
+                # a model bug must not stop the simulation: keep serving the last value
+                log.error(
+                    "modbus cannot encode tag=%s.%s type=%s value=%r",
+                    tag.machine,
+                    tag.name,
+                    tag.data_type.value,
+                    update.value.value,
+                )
+                continue
+            image.tables[loc.table][address : address + loc.count] = registers
 
     def covering_tags(
         self, unit_id: int, table: Table, address: int, count: int, keys: Iterable[tuple[str, str]]
@@ -143,7 +158,8 @@ class RegisterStore:
             raise NoSuchIdException(f"device_id - {device_id} does not exist")
         return image
 
-    async def async_getValues(  # noqa: N802 (pymodbus' datastore interface)
+    # camelCase names: pymodbus' datastore interface
+    async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
         """Values of a read; for a coil write pymodbus reads the coil back (fc 5)."""
@@ -159,7 +175,7 @@ class RegisterStore:
             return [bool(v) for v in values]
         return values
 
-    async def async_setValues(  # noqa: N802 (pymodbus' datastore interface)
+    async def async_setValues(
         self,
         device_id: int,
         func_code: int,
