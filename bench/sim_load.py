@@ -90,14 +90,14 @@ class PhaseResult:
             lines.append(f"  values read/s         : {self.values_read / self.seconds:,.0f}")
         if self.cycle_s:
             lines.append(
-                f"  poll cycle            : p50 {pct(self.cycle_s, .5) * 1000:.0f} ms, "
-                f"p99 {pct(self.cycle_s, .99) * 1000:.0f} ms, "
+                f"  poll cycle            : p50 {pct(self.cycle_s, 0.5) * 1000:.0f} ms, "
+                f"p99 {pct(self.cycle_s, 0.99) * 1000:.0f} ms, "
                 f"max {max(self.cycle_s) * 1000:.0f} ms ({self.cycles} cycles)"
             )
         if self.staleness_s:
             lines.append(
-                f"  staleness (now - src) : p50 {pct(self.staleness_s, .5) * 1000:.0f} ms, "
-                f"p99 {pct(self.staleness_s, .99) * 1000:.0f} ms, "
+                f"  staleness (now - src) : p50 {pct(self.staleness_s, 0.5) * 1000:.0f} ms, "
+                f"p99 {pct(self.staleness_s, 0.99) * 1000:.0f} ms, "
                 f"max {max(self.staleness_s) * 1000:.0f} ms"
             )
         step = self.sim_status.get("step_duration_s", {})
@@ -123,11 +123,26 @@ class Simulator:
     def start(self) -> None:
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/plc-sim"), "run", SCENARIO, "--no-live", "--speed", "1",
-             "--opcua-port", str(self.opcua_port), "--modbus-port", str(self.modbus_port),
-             "--control-port", str(self.control_port), "--data-dir", str(self.data_dir),
-             "--opcua-security", "none"],
-            stdout=subprocess.DEVNULL, stderr=open(self.data_dir / "sim.log", "wb"),  # noqa: SIM115
+            [
+                str(ROOT / ".venv/bin/plc-sim"),
+                "run",
+                SCENARIO,
+                "--no-live",
+                "--speed",
+                "1",
+                "--opcua-port",
+                str(self.opcua_port),
+                "--modbus-port",
+                str(self.modbus_port),
+                "--control-port",
+                str(self.control_port),
+                "--data-dir",
+                str(self.data_dir),
+                "--opcua-security",
+                "none",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.data_dir / "sim.log", "wb"),  # noqa: SIM115
         )
         deadline = started + 300
         while time.monotonic() < deadline:
@@ -165,7 +180,9 @@ def modbus_plan() -> list[tuple[int, Table, int, int]]:
         spans: dict[Table, list[tuple[int, int]]] = {}
         for tag in machine_tags(machine):
             if tag.modbus and tag.modbus.table in (Table.HOLDING_REGISTER, Table.INPUT_REGISTER):
-                spans.setdefault(tag.modbus.table, []).append((tag.modbus.address, tag.modbus.count))
+                spans.setdefault(tag.modbus.table, []).append(
+                    (tag.modbus.address, tag.modbus.count)
+                )
         for table, items in spans.items():
             items.sort()
             start, end = items[0][0], items[0][0]
@@ -180,8 +197,10 @@ def modbus_plan() -> list[tuple[int, Table, int, int]]:
 
 async def modbus_phase(sim: Simulator, seconds: float, connections: int = 4) -> PhaseResult:
     plan = modbus_plan()
-    clients = [AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_port, timeout=5)
-               for _ in range(connections)]
+    clients = [
+        AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_port, timeout=5)
+        for _ in range(connections)
+    ]
     for client in clients:
         await client.connect()
     previous: dict[tuple[int, Table, int], bytes] = {}
@@ -191,8 +210,11 @@ async def modbus_phase(sim: Simulator, seconds: float, connections: int = 4) -> 
     async def sweep(client: AsyncModbusTcpClient, requests: list) -> int:
         changed = 0
         for unit, table, address, count in requests:
-            reader = (client.read_input_registers if table is Table.INPUT_REGISTER
-                      else client.read_holding_registers)
+            reader = (
+                client.read_input_registers
+                if table is Table.INPUT_REGISTER
+                else client.read_holding_registers
+            )
             response = await reader(address, count=count, device_id=unit)
             if response.isError():
                 raise RuntimeError(f"unit {unit} {table} {address}: {response}")
@@ -200,12 +222,16 @@ async def modbus_phase(sim: Simulator, seconds: float, connections: int = 4) -> 
             key = (unit, table, address)
             old = previous.get(key)
             if old is not None:
-                changed += sum(old[i:i + 4] != raw[i:i + 4] for i in range(0, len(raw), 4))
+                changed += sum(old[i : i + 4] != raw[i : i + 4] for i in range(0, len(raw), 4))
             previous[key] = raw
             result.values_read += count // 2
         return changed
 
-    sim_cpu0, client_cpu0, started = cpu_seconds(sim.proc.pid), time.process_time(), time.monotonic()
+    sim_cpu0, client_cpu0, started = (
+        cpu_seconds(sim.proc.pid),
+        time.process_time(),
+        time.monotonic(),
+    )
     next_cycle = started
     while time.monotonic() - started < seconds:
         cycle_started = time.monotonic()
@@ -244,19 +270,21 @@ async def opcua_connect(sim: Simulator) -> tuple[Client, int]:
     return client, ns
 
 
-async def opcua_poll_phase(sim: Simulator, seconds: float, chunk: int = 500,
-                           in_flight: int = 4) -> PhaseResult:
+async def opcua_poll_phase(
+    sim: Simulator, seconds: float, chunk: int = 500, in_flight: int = 4
+) -> PhaseResult:
     client, ns = await opcua_connect(sim)
     nodes = changing_node_ids(ns)
-    chunks = [nodes[i:i + chunk] for i in range(0, len(nodes), chunk)]
+    chunks = [nodes[i : i + chunk] for i in range(0, len(nodes), chunk)]
     result = PhaseResult(f"OPC UA polling, {len(nodes):,} changing variables each second", seconds)
     previous: dict[ua.NodeId, object] = {}
     gate = asyncio.Semaphore(in_flight)
 
     async def read(ids: list[ua.NodeId]) -> None:
         params = ua.ReadParameters()
-        params.NodesToRead = [ua.ReadValueId(NodeId=i, AttributeId=ua.AttributeIds.Value)
-                              for i in ids]
+        params.NodesToRead = [
+            ua.ReadValueId(NodeId=i, AttributeId=ua.AttributeIds.Value) for i in ids
+        ]
         async with gate:
             values = await client.uaclient.read(params)
         now = time.time()
@@ -269,7 +297,11 @@ async def opcua_poll_phase(sim: Simulator, seconds: float, chunk: int = 500,
             previous[node_id] = dv.Value.Value
         result.values_read += len(ids)
 
-    sim_cpu0, client_cpu0, started = cpu_seconds(sim.proc.pid), time.process_time(), time.monotonic()
+    sim_cpu0, client_cpu0, started = (
+        cpu_seconds(sim.proc.pid),
+        time.process_time(),
+        time.monotonic(),
+    )
     next_cycle = started
     while time.monotonic() - started < seconds:
         cycle_started = time.monotonic()
@@ -294,25 +326,32 @@ async def opcua_subscribe_phase(sim: Simulator, seconds: float) -> PhaseResult:
     counting = False
 
     class Handler:
-        def datachange_notification(self, node, val, data) -> None:  # noqa: ANN001
+        def datachange_notification(self, node, val, data) -> None:
             if counting:
                 result.changes += 1
                 source = data.monitored_item.Value.SourceTimestamp
                 result.staleness_s.append(time.time() - source.timestamp())
 
     subscription = await client.create_subscription(
-        ua.CreateSubscriptionParameters(RequestedPublishingInterval=1000,
-                                        RequestedMaxKeepAliveCount=10,
-                                        RequestedLifetimeCount=100,
-                                        MaxNotificationsPerPublish=0),
+        ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=1000,
+            RequestedMaxKeepAliveCount=10,
+            RequestedLifetimeCount=100,
+            MaxNotificationsPerPublish=0,
+        ),
         Handler(),
     )
     created = time.monotonic()
     for i in range(0, len(nodes), 1000):
-        await subscription.subscribe_data_change(nodes[i:i + 1000], queuesize=1,
-                                                 sampling_interval=1000)
+        await subscription.subscribe_data_change(
+            nodes[i : i + 1000], queuesize=1, sampling_interval=1000
+        )
     print(f"  (created {len(nodes):,} monitored items in {time.monotonic() - created:.1f} s)")
-    sim_cpu0, client_cpu0, started = cpu_seconds(sim.proc.pid), time.process_time(), time.monotonic()
+    sim_cpu0, client_cpu0, started = (
+        cpu_seconds(sim.proc.pid),
+        time.process_time(),
+        time.monotonic(),
+    )
     counting = True
     await asyncio.sleep(seconds)  # the measurement window itself, not a synchronisation
     counting = False
@@ -338,15 +377,20 @@ async def main() -> None:
         sim.start()
         try:
             status = sim.status()
-            print(f"simulator ready in {sim.startup_s:.1f} s "
-                  f"({len(status['machines'])} machines), RSS {rss_mb(sim.proc.pid):.0f} MB, "
-                  f"{os.cpu_count()} CPUs\n")
+            print(
+                f"simulator ready in {sim.startup_s:.1f} s "
+                f"({len(status['machines'])} machines), RSS {rss_mb(sim.proc.pid):.0f} MB, "
+                f"{os.cpu_count()} CPUs\n"
+            )
             baseline_cpu0, t0 = cpu_seconds(sim.proc.pid), time.monotonic()
             await asyncio.sleep(10)  # idle window: simulator cost with no client attached
             idle = (cpu_seconds(sim.proc.pid) - baseline_cpu0) / (time.monotonic() - t0) * 100
             print(f"## no client attached: simulator CPU {idle:.0f}% of one core\n")
-            runners = {"modbus": modbus_phase, "opcua-poll": opcua_poll_phase,
-                       "opcua-sub": opcua_subscribe_phase}
+            runners = {
+                "modbus": modbus_phase,
+                "opcua-poll": opcua_poll_phase,
+                "opcua-sub": opcua_subscribe_phase,
+            }
             for phase in phases:
                 print((await runners[phase](sim, args.seconds)).report())
                 print()

@@ -21,12 +21,14 @@ def test_list_shows_every_shipped_scenario() -> None:
 
 
 def test_tags_json_names_node_ids_and_registers() -> None:
-    result = runner.invoke(app, ["tags", "line-3-machines", "--machine", "weld-1",
-                                 "--format", "json"])
+    result = runner.invoke(
+        app, ["tags", "line-3-machines", "--machine", "weld-1", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = {row["tag"]: row for row in json.loads(result.output)}
     assert rows["TotalCount"]["opcua"] == (
-        "nsu=urn:lineside:simulator;s=plant1.body.line2.weld-1.TotalCount")
+        "nsu=urn:lineside:simulator;s=plant1.body.line2.weld-1.TotalCount"
+    )
     assert rows["TotalCount"]["modbus"] == "unit 2 HR 2"
     assert rows["TotalCount"]["type"] == "uint16"
     assert rows["ProcessValues.current"]["modbus"] == "unit 2 IR 0-3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulators.faces.opcua.errors import OpcUaFaceError
 from simulators.faces.opcua.server import OpcUaFace, OpcUaSecurity, SecurityPolicy
 
-__all__ = ["OpcUaFace", "OpcUaSecurity", "SecurityPolicy"]
+__all__ = ["OpcUaFace", "OpcUaFaceError", "OpcUaSecurity", "SecurityPolicy"]

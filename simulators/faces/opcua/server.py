@@ -20,7 +20,6 @@ Faults as a client sees them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import os
@@ -40,6 +39,7 @@ from simulators.faces.opcua.address_space import (
     build_address_space,
 )
 from simulators.faces.opcua.certificates import default_hostnames, ensure_server_certificate
+from simulators.faces.opcua.errors import OpcUaFaceError
 from simulators.faces.opcua.transport import FaultGate, SimulatorServer
 from simulators.faces.opcua.values import ValueWriter
 from simulators.faults.state import FaceName, FaultState
@@ -98,16 +98,46 @@ class OpcUaSecurity:
     users: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        policies = tuple(SecurityPolicy(p) for p in self.policies)
-        if not policies:
-            raise ValueError("OpcUaSecurity.policies: give at least one security policy")
-        object.__setattr__(self, "policies", tuple(dict.fromkeys(policies)))
+        object.__setattr__(self, "policies", parse_policies(self.policies))
         object.__setattr__(self, "users", dict(self.users))
 
     @property
     def needs_certificate(self) -> bool:
         """Secure endpoints need one; so do passwords (encrypted with it)."""
-        return bool(self.users) or any(p is not SecurityPolicy.NONE for p in self.policies)
+        return bool(self.users) or any(p is not SecurityPolicy.NONE for p in self.endpoints)
+
+    @property
+    def endpoints(self) -> tuple[SecurityPolicy, ...]:
+        """The policies, parsed (``policies`` holds them so after __post_init__)."""
+        return tuple(SecurityPolicy(p) for p in self.policies)
+
+
+def parse_policies(names: Sequence[SecurityPolicy | str]) -> tuple[SecurityPolicy, ...]:
+    """Policies from names, case and '_'/'-' insensitive.
+
+    A policy name without a mode (``basic256sha256``, ``aes256sha256rsapss``) means
+    both Sign and SignAndEncrypt; ``none`` is the unsecured endpoint.
+    """
+    by_key: dict[str, list[SecurityPolicy]] = {_key(p.value): [p] for p in SecurityPolicy}
+    for base in ("Basic256Sha256", "Aes256_Sha256_RsaPss"):
+        by_key[_key(base)] = [p for p in SecurityPolicy if p.value.startswith(base + "_")]
+    chosen: list[SecurityPolicy] = []
+    for name in names:
+        found = by_key.get(_key(str(name)))
+        if found is None:
+            valid = ", ".join(["none", "basic256sha256", "aes256sha256rsapss"])
+            raise ValueError(
+                f"OPC UA security policy {name!r} is unknown; use {valid} "
+                "(optionally with _Sign or _SignAndEncrypt)"
+            )
+        chosen += found
+    if not chosen:
+        raise ValueError("OPC UA security: give at least one security policy")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
 
 
 class _PasswordUserManager:
@@ -169,6 +199,11 @@ class OpcUaFace:
     def running(self) -> bool:
         return self._server is not None
 
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (TCP) right now."""
+        return self._server.connection_count() if self._server is not None else 0
+
     async def start(self) -> None:
         if self._server is None:
             await self._start_server(shift_namespace=False)
@@ -195,10 +230,10 @@ class OpcUaFace:
         await self._start_server(shift_namespace=shift_namespace)
 
     def endpoints(self) -> list[str]:
-        """The server URL, then a note of the security policies and login."""
-        policies = ", ".join(p.value for p in self.security.policies)
+        """The server URL with a note of its security policies and login."""
+        policies = ", ".join(p.value for p in self.security.endpoints)
         login = "user/password" if self.security.users else "anonymous"
-        return [self.url, f"{self.url} security: {policies}; login: {login}"]
+        return [f"{self.url} (security: {policies}; login: {login})"]
 
     # -- internals ---------------------------------------------------------------------
 
@@ -214,20 +249,27 @@ class OpcUaFace:
         server.product_uri = "urn:lineside:plc-sim"
         await server.set_application_uri(self.application_uri)
         server.allow_remote_admin(False)
-        server.set_security_policy([p.asyncua_type for p in self.security.policies])
+        server.set_security_policy([p.asyncua_type for p in self.security.endpoints])
         tokens = [ua.UserNameIdentityToken] if users else [ua.AnonymousIdentityToken]
         server.set_identity_tokens(tokens)
-        if self.security.needs_certificate:
-            files = ensure_server_certificate(
-                self.cert_dir, self.application_uri, default_hostnames(self.host)
+        if self.security.needs_certificate:  # key generation: off the event loop
+            files = await asyncio.to_thread(
+                ensure_server_certificate,
+                self.cert_dir,
+                self.application_uri,
+                default_hostnames(self.host),
             )
             await server.load_certificate(str(files.cert_path))
             await server.load_private_key(str(files.key_path))
         if shift_namespace:
             await server.register_namespace(SHIFT_NAMESPACE_URI)
         ns = await server.register_namespace(self.namespace_uri)
+        # Seconds of CPU for big scenarios: in a thread so that the other face and the
+        # simulation keep running during a restart. Only the new, not yet listening
+        # server's own address space is touched there.
         configs = self.sim.machine_configs
-        self._index = build_address_space(
+        self._index = await asyncio.to_thread(
+            build_address_space,
             server.iserver,
             ns,
             {name: opcua_path(cfg) for name, cfg in configs.items()},
@@ -241,6 +283,13 @@ class OpcUaFace:
         self.build_s = loop.time() - started
         try:
             await server.start()
+        except OSError as exc:
+            self._writer.close()
+            self._writer = None
+            raise OpcUaFaceError(
+                f"OPC UA face cannot listen on {self.host}:{self.port}: {exc}; "
+                "is another simulator running? choose another OPC UA port"
+            ) from None
         except BaseException:
             self._writer.close()
             self._writer = None
@@ -270,7 +319,6 @@ class OpcUaFace:
             self._writer = None
         if server is None:
             return
-        await _stop_clock(server.iserver)
         await server.stop()
         log.info("event=opcua_stopped url=%s", self.url)
 
@@ -297,13 +345,3 @@ class OpcUaFace:
             return []
 
         return reset_counters
-
-
-async def _stop_clock(iserver: InternalServer) -> None:
-    """Cancel asyncua's 1 s ServerStatus clock so stop() does not wait for its sleep."""
-    task = iserver.time_task
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([task])
-    iserver.time_task = None

@@ -13,6 +13,7 @@ are therefore copied. This relies on asyncua 2.x internals (``AddressSpace._node
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class FastInitInternalServer(InternalServer):
             if shelf_file is None:
                 _template = copy_nodes(self.aspace._nodes)
             return
-        self.aspace._nodes = copy_nodes(_template)
+        self.aspace._nodes = await asyncio.to_thread(copy_nodes, _template)
 
 
 def copy_nodes(nodes: dict[ua.NodeId, NodeData]) -> dict[ua.NodeId, NodeData]:

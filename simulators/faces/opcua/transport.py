@@ -20,7 +20,6 @@ No TCP proxy: endpoints, sessions and certificates are the real server's.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -33,8 +32,6 @@ from asyncua.server.user_managers import UserManager
 
 from simulators.faces.opcua.standard_space import FastInitInternalServer
 from simulators.faults.state import FaultState
-
-log = logging.getLogger("lineside.sim.opcua")
 
 
 async def wait_out(remaining_s: Callable[[], float]) -> None:
@@ -55,7 +52,7 @@ class FaultGate:
 
     async def before_request(self) -> None:
         """Wait out a hang, then let the face refresh per-request fault state."""
-        await wait_out(self._faults().hang_remaining_s)
+        await wait_out(lambda: self._faults().hang_remaining_s())
         self._on_request()
 
     def hold_s(self) -> tuple[float, float]:
@@ -188,14 +185,27 @@ class SimulatorServer(Server):
             self.bserver.set_policies(self._policies)
             await self.bserver.start()
         except Exception:
+            await self._stop_clock()
             await self.iserver.stop()
             raise
 
     async def stop(self) -> None:
         self.gate.close()
+        await self._stop_clock()
         await super().stop()
+
+    async def _stop_clock(self) -> None:
+        """Cancel asyncua's 1 s ServerStatus clock: its stop() waits out the sleep."""
+        task = self.iserver.time_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        self.iserver.time_task = None
 
     def close_connections(self) -> int:
         if isinstance(self.bserver, FaultInjectingBinaryServer):
             return self.bserver.close_connections()
         return 0
+
+    def connection_count(self) -> int:
+        return len(self.bserver.clients) if self.bserver is not None else 0
