@@ -118,6 +118,11 @@ class Simulation:
             name: machine_tags(cfg) for name, cfg in self.machine_configs.items()
         }
         self._served: dict[tuple[str, str], Any] = {}
+        self._served_tags = {
+            name: [tag for tag in tags if not tag.is_command] for name, tags in self.tags.items()
+        }
+        # (model version, simulated second) last diffed per machine: nothing else changes.
+        self._diffed: dict[str, tuple[int, int]] = {}
         self._listeners: list[Callable[[list[TagUpdate]], None]] = []
         self.tick_count = 0
         self.last_step_lag_s = 0.0
@@ -163,8 +168,13 @@ class Simulation:
         now = self.clock.now()
         records: list[TruthRecord] = []
         updates: list[TagUpdate] = []
+        second = int(now.timestamp() // 1)
         for name, model in self.machines.items():
             records += model.advance_to(now)
+            key = (model.version, second if model.channels else 0)
+            if self._diffed.get(name) == key:
+                continue
+            self._diffed[name] = key
             updates += self._changed(name, model.signals(now))
         self._write(records)
         self.tick_count += 1
@@ -174,9 +184,7 @@ class Simulation:
 
     def _changed(self, machine: str, signals: dict[str, SignalValue]) -> list[TagUpdate]:
         out = []
-        for tag in self.tags[machine]:
-            if tag.is_command:
-                continue
+        for tag in self._served_tags[machine]:
             value = value_of(tag, signals)
             key = (machine, tag.name)
             if self._served.get(key, _UNSET) != value.value:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -128,6 +129,10 @@ async def start_simulator(scenario: Scenario, options: ServeOptions) -> RunningS
     for face in faces:
         await face.start()
         sim.subscribe(face.apply)
+    # The address space is large and long-lived: keep the collector from walking it on
+    # every cycle (it caused step pauses of 0.2-0.5 s with 10k OPC UA nodes).
+    gc.collect()
+    gc.freeze()
     controller = FaultController(sim, faces)
     stop_event = asyncio.Event()
     running = RunningSimulator(sim, faces, controller, truth_path, None, stop_event)

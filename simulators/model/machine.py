@@ -44,6 +44,10 @@ class MachineModel:
         self.order: str = ""
         self.counters = Counters()
         self.ended = False
+        # Bumped whenever anything served changes (except process values, which are
+        # functions of time): lets the runtime skip machines with nothing new.
+        self.version = 0
+        self._channel_cache: tuple[tuple[int, bool, float], dict[str, SignalValue]] | None = None
         self._order_seq = 0
         self._next_part_at: datetime | None = None
         self._remaining_cycle_s: float | None = None
@@ -85,12 +89,15 @@ class MachineModel:
             break
         if until > self.now:
             self.now = until
+        if records:
+            self.version += 1
         return records
 
     def reset_counters(self, at: datetime, cause: str = "command") -> list[TruthRecord]:
         """Operator or fault reset of all three counters at ``at`` (advance first)."""
         records = self.advance_to(at)
         records.append(self._reset(self.now, cause))
+        self.version += 1
         return records
 
     # -- what the PLC shows ------------------------------------------------------------
@@ -112,13 +119,26 @@ class MachineModel:
             "ideal_cycle_time_s": SignalValue(self.ideal_cycle_time_s, c["product"]),
         }
         if self._channels:
-            epoch_s = now.timestamp()
-            second = datetime.fromtimestamp(int(epoch_s), UTC)
-            rate = self._rate_ppm()
-            for channel in self._channels:
-                changed = second if channel.source == "wave" else c["state"]
-                out[channel.signal] = SignalValue(channel.value(epoch_s, running, rate), changed)
+            out.update(self._channel_signals(now.timestamp(), running))
         return out
+
+    def _channel_signals(self, epoch_s: float, running: bool) -> dict[str, SignalValue]:
+        # Process values change once per simulated second: compute them once per second.
+        rate = self._rate_ppm() if running else 0.0
+        key = (int(epoch_s // 1), running, rate)
+        if self._channel_cache is not None and self._channel_cache[0] == key:
+            return self._channel_cache[1]
+        second = datetime.fromtimestamp(key[0], UTC)
+        state_changed = max(self._changed_at["state"], self._changed_at["product"])
+        values = {
+            channel.signal: SignalValue(
+                channel.value(epoch_s, running, rate),
+                second if channel.source == "wave" else state_changed,
+            )
+            for channel in self._channels
+        }
+        self._channel_cache = (key, values)
+        return values
 
     def _rate_ppm(self) -> float:
         product = self._products.get(self.product)
