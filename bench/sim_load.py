@@ -254,9 +254,9 @@ async def modbus_phase(sim: Simulator, seconds: float, connections: int = 4) -> 
 # -- OPC UA ------------------------------------------------------------------------------
 
 
-def changing_node_ids(ns: int) -> list[ua.NodeId]:
+def changing_node_ids(ns: int, machines: int = 100) -> list[ua.NodeId]:
     out = []
-    for machine in expand_machines(load_scenario(SCENARIO)):
+    for machine in expand_machines(load_scenario(SCENARIO))[:machines]:
         for tag in machine_tags(machine):
             if tag.opcua_id and tag.signal.startswith(("ai.", "pv.")):
                 out.append(ua.NodeId(tag.opcua_id, ns))
@@ -271,10 +271,10 @@ async def opcua_connect(sim: Simulator) -> tuple[Client, int]:
 
 
 async def opcua_poll_phase(
-    sim: Simulator, seconds: float, chunk: int = 500, in_flight: int = 4
+    sim: Simulator, seconds: float, chunk: int = 500, in_flight: int = 4, machines: int = 100
 ) -> PhaseResult:
     client, ns = await opcua_connect(sim)
-    nodes = changing_node_ids(ns)
+    nodes = changing_node_ids(ns, machines)
     chunks = [nodes[i : i + chunk] for i in range(0, len(nodes), chunk)]
     result = PhaseResult(f"OPC UA polling, {len(nodes):,} changing variables each second", seconds)
     previous: dict[ua.NodeId, object] = {}
@@ -289,8 +289,8 @@ async def opcua_poll_phase(
             values = await client.uaclient.read(params)
         now = time.time()
         for node_id, dv in zip(ids, values, strict=True):
-            if not dv.StatusCode_.is_good():
-                raise RuntimeError(f"{node_id}: {dv.StatusCode_}")
+            if not dv.StatusCode.is_good():
+                raise RuntimeError(f"{node_id}: {dv.StatusCode}")
             result.staleness_s.append(now - dv.SourceTimestamp.timestamp())
             if previous.get(node_id, dv.Value.Value) != dv.Value.Value:
                 result.changes += 1
@@ -319,9 +319,9 @@ async def opcua_poll_phase(
     return result
 
 
-async def opcua_subscribe_phase(sim: Simulator, seconds: float) -> PhaseResult:
+async def opcua_subscribe_phase(sim: Simulator, seconds: float, machines: int = 100) -> PhaseResult:
     client, ns = await opcua_connect(sim)
-    nodes = [client.get_node(i) for i in changing_node_ids(ns)]
+    nodes = [client.get_node(i) for i in changing_node_ids(ns, machines)]
     result = PhaseResult(f"OPC UA subscription to {len(nodes):,} changing variables", seconds)
     counting = False
 
@@ -369,6 +369,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--phases", default="modbus,opcua-poll,opcua-sub")
+    parser.add_argument(
+        "--opcua-machines",
+        type=int,
+        default=100,
+        help="OPC UA phases read/subscribe the tags of this many machines",
+    )
     args = parser.parse_args()
     phases = args.phases.split(",")
     with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
@@ -392,7 +398,11 @@ async def main() -> None:
                 "opcua-sub": opcua_subscribe_phase,
             }
             for phase in phases:
-                print((await runners[phase](sim, args.seconds)).report())
+                if phase.startswith("opcua"):
+                    result = await runners[phase](sim, args.seconds, machines=args.opcua_machines)
+                else:
+                    result = await runners[phase](sim, args.seconds)
+                print(result.report())
                 print()
             print(f"simulator RSS at end: {rss_mb(sim.proc.pid):.0f} MB")
         finally:

@@ -12,9 +12,8 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from simulators.faults.state import FaceName, FaultState
@@ -27,10 +26,10 @@ from simulators.scenario.timeline import parse_at
 from simulators.tags import TagSpec, machine_tags, value_of
 
 log = logging.getLogger("lineside.sim")
+STEP_BATCH = 10  # machines advanced between two chances for the servers to run
 
 
-@dataclass(frozen=True)
-class TagUpdate:
+class TagUpdate(NamedTuple):
     tag: TagSpec
     value: SignalValue
 
@@ -123,6 +122,8 @@ class Simulation:
         }
         # (model version, simulated second) last diffed per machine: nothing else changes.
         self._diffed: dict[str, tuple[int, int]] = {}
+        names = list(self.machines)
+        self._batches = [names[i : i + STEP_BATCH] for i in range(0, len(names), STEP_BATCH)]
         self._listeners: list[Callable[[list[TagUpdate]], None]] = []
         self.tick_count = 0
         self.last_step_lag_s = 0.0
@@ -166,10 +167,30 @@ class Simulation:
     def step(self) -> list[TagUpdate]:
         """Advance all machines to now; return (and publish) the changed tags."""
         now = self.clock.now()
+        updates: list[TagUpdate] = []
+        for batch in self._batches:
+            updates += self._step_machines(batch, now)
+        self.tick_count += 1
+        return updates
+
+    async def step_yielding(self) -> None:
+        """Like step(), but lets the event loop serve clients between machine batches.
+
+        Under load every process value changes at the same second boundary; doing all
+        machines in one go would block the protocol servers for that long.
+        """
+        now = self.clock.now()
+        for batch in self._batches:
+            self._step_machines(batch, now)
+            await asyncio.sleep(0)
+        self.tick_count += 1
+
+    def _step_machines(self, names: list[str], now: datetime) -> list[TagUpdate]:
         records: list[TruthRecord] = []
         updates: list[TagUpdate] = []
         second = int(now.timestamp() // 1)
-        for name, model in self.machines.items():
+        for name in names:
+            model = self.machines[name]
             records += model.advance_to(now)
             key = (model.version, second if model.channels else 0)
             if self._diffed.get(name) == key:
@@ -177,9 +198,9 @@ class Simulation:
             self._diffed[name] = key
             updates += self._changed(name, model.signals(now))
         self._write(records)
-        self.tick_count += 1
-        for listener in self._listeners:
-            listener(updates)
+        if updates:
+            for listener in self._listeners:
+                listener(updates)
         return updates
 
     def _changed(self, machine: str, signals: dict[str, SignalValue]) -> list[TagUpdate]:
@@ -201,7 +222,7 @@ class Simulation:
             started = loop.time()
             self.last_step_lag_s = max(0.0, started - next_tick)
             self.max_step_lag_s = max(self.max_step_lag_s, self.last_step_lag_s)
-            self.step()
+            await self.step_yielding()
             self.step_durations_s.append(loop.time() - started)
             next_tick += tick_s
             if next_tick < loop.time():  # fell behind: do not try to catch up in a burst

@@ -133,6 +133,9 @@ async def start_simulator(scenario: Scenario, options: ServeOptions) -> RunningS
     # every cycle (it caused step pauses of 0.2-0.5 s with 10k OPC UA nodes).
     gc.collect()
     gc.freeze()
+    # ~20k short-lived objects per simulated second under load: collect young objects
+    # less often (measured: 10% less CPU with the 100-machine scenario).
+    gc.set_threshold(50_000, 50, 100)
     controller = FaultController(sim, faces)
     stop_event = asyncio.Event()
     running = RunningSimulator(sim, faces, controller, truth_path, None, stop_event)

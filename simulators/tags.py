@@ -193,6 +193,9 @@ def machine_tags(machine: Machine) -> list[TagSpec]:
 
 def value_of(tag: TagSpec, signals: dict[str, SignalValue]) -> SignalValue:
     """The value ``tag`` serves, given a machine's current signals."""
+    direct = signals.get(tag.signal)
+    if direct is not None:
+        return direct
     if tag.signal.startswith("state_bit."):
         state = signals["state_name"]
         return SignalValue(state.value == tag.signal.removeprefix("state_bit."), state.changed_at)
@@ -201,7 +204,7 @@ def value_of(tag: TagSpec, signals: dict[str, SignalValue]) -> SignalValue:
         return SignalValue(round(ict.value * 1000), ict.changed_at)
     if tag.is_command:
         return SignalValue(False, signals["state"].changed_at)
-    return signals[tag.signal]
+    raise KeyError(f"{tag.machine}: no signal {tag.signal!r} for tag {tag.name!r}")
 
 
 def python_type_default(tag: TagSpec) -> Any:

@@ -14,15 +14,6 @@ from simulators.scenario.models import Machine, ProcessValue, ValueType
 _MASK64 = (1 << 64) - 1
 
 
-def unit_noise(key: int, second: int) -> float:
-    """Deterministic noise in [-1, 1) from a 64-bit key and a whole second (splitmix64)."""
-    z = (key * 0x9E3779B97F4A7C15 + second * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    z ^= z >> 31
-    return (z >> 11) / float(1 << 52) - 1.0
-
-
 def stable_key(*parts: object) -> int:
     """A process-independent 64-bit key (Python's hash() is salted per process)."""
     h = 0xCBF29CE484222325
@@ -47,13 +38,52 @@ class Channel:
     noise: float
     key: int
 
+    @property
+    def omega(self) -> float:
+        return 2 * math.pi / self.period_s
+
+    @property
+    def noise_rate(self) -> float:
+        """Per-channel frequency of the noise hash, from the key: in [1, 2)."""
+        return 1.0 + (self.key >> 11) / float(1 << 53)
+
     def value(self, epoch_s: float, running: bool, rate_ppm: float) -> float:
         if self.source == "rate":
             return rate_ppm if running else 0.0
         second = math.floor(epoch_s)
-        wave = self.amplitude * math.sin(2 * math.pi * second / self.period_s)
+        wave = self.amplitude * math.sin(self.omega * second)
         offset = self.running_offset if running else 0.0
-        return self.base + offset + wave + self.noise * unit_noise(self.key, second)
+        return self.base + offset + wave + self.noise * float_noise(self.noise_rate, second)
+
+
+def float_noise(rate: float, second: int) -> float:
+    """Cheap deterministic noise in [-1, 1): the fractional part of a scaled sine."""
+    x = math.sin(second * rate * 12.9898) * 43758.5453
+    return 2.0 * (x - math.floor(x)) - 1.0
+
+
+WaveConstants = tuple[Channel, float, float]  # channel, omega, noise rate
+
+
+def wave_constants(channels: list[Channel]) -> list[WaveConstants]:
+    """Per-channel constants for :func:`wave_values`, computed once per machine."""
+    return [(ch, ch.omega, ch.noise_rate) for ch in channels if ch.source == "wave"]
+
+
+def wave_values(constants: list[WaveConstants], second: int, running: bool) -> list[float]:
+    """Values of many wave channels at one whole second (the hot path under load).
+
+    Same result as ``Channel.value`` for each channel: ~10k values are computed every
+    simulated second under load, so the constants are looked up once.
+    """
+    sin, floor = math.sin, math.floor
+    out = []
+    for ch, omega, rate in constants:
+        x = sin(second * rate * 12.9898) * 43758.5453
+        noise = 2.0 * (x - floor(x)) - 1.0
+        offset = ch.running_offset if running else 0.0
+        out.append(ch.base + offset + ch.amplitude * sin(omega * second) + ch.noise * noise)
+    return out
 
 
 def channels_for(machine: Machine, seed: int) -> list[Channel]:

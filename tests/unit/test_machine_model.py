@@ -318,3 +318,16 @@ def test_process_values_change_every_simulated_second() -> None:
     assert again.value == values[4]
     assert again.changed_at == t + timedelta(seconds=4)
     assert 55 < values[0] < 65  # running: base 35 + offset 25 +- wave and noise
+
+
+def test_bulk_wave_values_equal_single_channel_values() -> None:
+    from simulators.model.process_values import channels_for, wave_constants, wave_values
+
+    machine = expand_machines(load_scenario("load-100-machines"))[3]
+    channels = channels_for(machine, seed=100)
+    for second in (0, 1_764_460_800, 1_764_460_801):
+        for running in (True, False):
+            bulk = wave_values(wave_constants(channels), second, running)
+            single = [c.value(second + 0.5, running, 0.0) for c in channels if c.source == "wave"]
+            assert bulk == single
+    assert len(set(wave_values(wave_constants(channels), 5, True))) == len(channels)
