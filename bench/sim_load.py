@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,11 @@ class PhaseResult:
 
     def report(self) -> str:
         lines = [f"## {self.name} ({self.seconds:.0f} s)"]
-        lines.append(f"  changed values seen/s : {self.changes / self.seconds:,.0f}")
+        if self.cycles > 1:  # polling: the first cycle has nothing to compare with
+            per_cycle = self.changes / (self.cycles - 1)
+            lines.append(f"  changed values / poll : {per_cycle:,.0f} (after the first poll)")
+        else:
+            lines.append(f"  changed values seen/s : {self.changes / self.seconds:,.0f}")
         if self.values_read:
             lines.append(f"  values read/s         : {self.values_read / self.seconds:,.0f}")
         if self.cycle_s:
@@ -170,6 +175,37 @@ class Simulator:
                 self.proc.kill()
 
 
+def start_window(sim: Simulator) -> tuple[float, float, float]:
+    """CPU counters and start time of a measurement window."""
+    return cpu_seconds(sim.proc.pid), time.process_time(), time.monotonic()
+
+
+def finish_window(
+    sim: Simulator, result: PhaseResult, sim_cpu0: float, client_cpu0: float, started: float
+) -> None:
+    elapsed = time.monotonic() - started
+    result.seconds = elapsed
+    result.sim_cpu_pct = (cpu_seconds(sim.proc.pid) - sim_cpu0) / elapsed * 100
+    result.client_cpu_pct = (time.process_time() - client_cpu0) / elapsed * 100
+    result.sim_status = sim.status()
+
+
+async def poll_every_second(
+    sim: Simulator, result: PhaseResult, seconds: float, sweep: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``sweep`` once per second for ``seconds``; fill timings and CPU into ``result``."""
+    sim_cpu0, client_cpu0, started = start_window(sim)
+    next_cycle = started
+    while time.monotonic() - started < seconds:
+        cycle_started = time.monotonic()
+        await sweep()
+        result.cycles += 1
+        result.cycle_s.append(time.monotonic() - cycle_started)
+        next_cycle += 1.0
+        await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
+    finish_window(sim, result, sim_cpu0, client_cpu0, started)
+
+
 # -- Modbus ------------------------------------------------------------------------------
 
 
@@ -227,25 +263,11 @@ async def modbus_phase(sim: Simulator, seconds: float, connections: int = 4) -> 
             result.values_read += count // 2
         return changed
 
-    sim_cpu0, client_cpu0, started = (
-        cpu_seconds(sim.proc.pid),
-        time.process_time(),
-        time.monotonic(),
-    )
-    next_cycle = started
-    while time.monotonic() - started < seconds:
-        cycle_started = time.monotonic()
+    async def sweep_all() -> None:
         counts = await asyncio.gather(*(sweep(c, s) for c, s in zip(clients, shards, strict=True)))
         result.changes += sum(counts)
-        result.cycles += 1
-        result.cycle_s.append(time.monotonic() - cycle_started)
-        next_cycle += 1.0
-        await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
-    elapsed = time.monotonic() - started
-    result.seconds = elapsed
-    result.sim_cpu_pct = (cpu_seconds(sim.proc.pid) - sim_cpu0) / elapsed * 100
-    result.client_cpu_pct = (time.process_time() - client_cpu0) / elapsed * 100
-    result.sim_status = sim.status()
+
+    await poll_every_second(sim, result, seconds, sweep_all)
     for client in clients:
         client.close()
     return result
@@ -297,24 +319,10 @@ async def opcua_poll_phase(
             previous[node_id] = dv.Value.Value
         result.values_read += len(ids)
 
-    sim_cpu0, client_cpu0, started = (
-        cpu_seconds(sim.proc.pid),
-        time.process_time(),
-        time.monotonic(),
-    )
-    next_cycle = started
-    while time.monotonic() - started < seconds:
-        cycle_started = time.monotonic()
+    async def read_all() -> None:
         await asyncio.gather(*(read(c) for c in chunks))
-        result.cycles += 1
-        result.cycle_s.append(time.monotonic() - cycle_started)
-        next_cycle += 1.0
-        await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
-    elapsed = time.monotonic() - started
-    result.seconds = elapsed
-    result.sim_cpu_pct = (cpu_seconds(sim.proc.pid) - sim_cpu0) / elapsed * 100
-    result.client_cpu_pct = (time.process_time() - client_cpu0) / elapsed * 100
-    result.sim_status = sim.status()
+
+    await poll_every_second(sim, result, seconds, read_all)
     await client.disconnect()
     return result
 
@@ -347,19 +355,11 @@ async def opcua_subscribe_phase(sim: Simulator, seconds: float, machines: int = 
             nodes[i : i + 1000], queuesize=1, sampling_interval=1000
         )
     print(f"  (created {len(nodes):,} monitored items in {time.monotonic() - created:.1f} s)")
-    sim_cpu0, client_cpu0, started = (
-        cpu_seconds(sim.proc.pid),
-        time.process_time(),
-        time.monotonic(),
-    )
+    sim_cpu0, client_cpu0, started = start_window(sim)
     counting = True
     await asyncio.sleep(seconds)  # the measurement window itself, not a synchronisation
     counting = False
-    elapsed = time.monotonic() - started
-    result.seconds = elapsed
-    result.sim_cpu_pct = (cpu_seconds(sim.proc.pid) - sim_cpu0) / elapsed * 100
-    result.client_cpu_pct = (time.process_time() - client_cpu0) / elapsed * 100
-    result.sim_status = sim.status()
+    finish_window(sim, result, sim_cpu0, client_cpu0, started)
     await subscription.delete()
     await client.disconnect()
     return result

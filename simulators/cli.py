@@ -210,6 +210,15 @@ def run(
             err.print(f"--opcua-user needs the password in the {PASSWORD_ENV} environment variable")
             raise typer.Exit(EXIT_CONFIG)
         users[opcua_user] = password
+    policies = [p.strip() for p in opcua_security.split(",")] if opcua_security else None
+    if policies:
+        from simulators.faces.opcua import parse_policies  # deferred: heavy import
+
+        try:
+            parse_policies(policies)
+        except ValueError as exc:
+            err.print(f"--opcua-security: {exc}", markup=False)
+            raise typer.Exit(EXIT_CONFIG) from None
     options = ServeOptions(
         host=host,
         opcua_port=None if no_opcua else opcua_port,
@@ -225,7 +234,7 @@ def run(
         exit_at_end=exit_at_end,
         data_dir=data_dir,
         truth_path=truth,
-        opcua_policies=[p.strip() for p in opcua_security.split(",")] if opcua_security else None,
+        opcua_policies=policies,
         opcua_users=users,
         faults=commands,
     )

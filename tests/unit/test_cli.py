@@ -63,3 +63,9 @@ def test_example_config_scenario_is_valid() -> None:
     example = Path(__file__).parent.parent.parent / "config" / "scenario.example.yaml"
     result = runner.invoke(app, ["validate", str(example)])
     assert result.exit_code == 0, result.output
+
+
+def test_unknown_opcua_policy_exits_2_and_names_the_valid_ones() -> None:
+    result = runner.invoke(app, ["run", "demo-line", "--opcua-security", "basic128"])
+    assert result.exit_code == 2
+    assert "none, basic256sha256, aes256sha256rsapss" in result.output

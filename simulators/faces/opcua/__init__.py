@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from simulators.faces.opcua.errors import OpcUaFaceError
-from simulators.faces.opcua.server import OpcUaFace, OpcUaSecurity, SecurityPolicy
+from simulators.faces.opcua.server import OpcUaFace, OpcUaSecurity, SecurityPolicy, parse_policies
 
-__all__ = ["OpcUaFace", "OpcUaFaceError", "OpcUaSecurity", "SecurityPolicy"]
+__all__ = ["OpcUaFace", "OpcUaFaceError", "OpcUaSecurity", "SecurityPolicy", "parse_policies"]
