@@ -1,40 +1,21 @@
 """Exceptions raised by the simulators package."""
 
+# ConfigIssue is re-exported: scenario errors are located like every Lineside YAML file.
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from lineside_common.yamlconfig import ConfigFileError, ConfigIssue
 
 
 class SimulatorError(Exception):
     """Base class for every error the simulators raise on purpose."""
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem in a scenario file, located for a human."""
-
-    file: str
-    line: int | None
-    column: int | None
-    path: str
-    message: str
-
-    def render(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
-
-
-class ScenarioError(SimulatorError):
+class ScenarioError(SimulatorError, ConfigFileError):
     """A scenario file could not be loaded; carries every issue found."""
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(issue.render() for issue in issues))
+        ConfigFileError.__init__(self, issues)
 
 
 class ScenarioNotFoundError(SimulatorError):

@@ -51,7 +51,7 @@ def test_every_issue_is_reported_not_just_the_first() -> None:
     rendered = [issue.render() for issue in caught.value.issues]
     assert rendered == [
         "many.yaml:2:1: speeed: unknown key (check the spelling; see docs/simulators.md for "
-        "valid keys)",
+        "valid keys); did you mean 'seed'?",
         "many.yaml:5:5: machines[0].location.line: required key is missing",
         "many.yaml:6:24: machines[0].products[0].ideal_cycle_time_s: Input should be greater "
         "than 0",
