@@ -72,8 +72,8 @@ class SecurityMode(StrEnum):
 
 
 class OpcUaSecurity(_Strict):
-    policy: SecurityPolicy = SecurityPolicy.NONE
-    mode: SecurityMode = SecurityMode.NONE
+    policy: SecurityPolicy = Field(SecurityPolicy.NONE, description="None needs mode None")
+    mode: SecurityMode = Field(SecurityMode.NONE, description="Sign or SignAndEncrypt")
     client_certificate: Path | None = Field(
         None, description="DER/PEM; default: created on first run in data_dir/pki"
     )
@@ -108,9 +108,9 @@ class OpcUaSecurity(_Strict):
 
 class OpcUaAuth(_Strict):
     type: Literal["anonymous", "username", "certificate"] = "anonymous"
-    username: str | None = None
+    username: str | None = Field(None, description="For type username")
     password: SecretStr | None = Field(None, description="Use ${ENV} or ${credential:NAME}")
-    user_certificate: Path | None = None
+    user_certificate: Path | None = Field(None, description="For type certificate")
     user_key: Path | None = None
 
     @model_validator(mode="after")
@@ -126,7 +126,7 @@ class OpcUaConnection(_Strict):
     endpoint: str = Field(description="opc.tcp://host:port[/path]")
     security: OpcUaSecurity = OpcUaSecurity()
     auth: OpcUaAuth = OpcUaAuth()
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per request")
     watchdog_interval_s: float = Field(
         5.0, gt=0, le=60, description="How often the server's CurrentTime is read"
     )
@@ -143,7 +143,7 @@ class OpcUaConnection(_Strict):
 
 
 class ModbusTcp(_Strict):
-    host: str
+    host: str = Field(description="PLC or gateway address")
     port: int = Field(502, ge=1, le=65535)
 
 
@@ -158,15 +158,19 @@ class ModbusRtu(_Strict):
 class ModbusConnection(_Strict):
     tcp: ModbusTcp | None = None
     rtu: ModbusRtu | None = None
-    timeout_s: float = Field(1.0, gt=0, le=60)
+    timeout_s: float = Field(1.0, gt=0, le=60, description="Per request")
     max_gap_registers: int = Field(
         10, ge=0, le=125, description="Merge reads across gaps up to this many registers"
     )
     max_registers_per_read: int = Field(125, ge=1, le=125)
     max_bits_per_read: int = Field(2000, ge=1, le=2000)
-    pause_after_connect_s: float = Field(0.0, ge=0, le=60)
-    gap_between_requests_s: float = Field(0.0, ge=0, le=10)
-    close_after_poll: bool = False
+    pause_after_connect_s: float = Field(
+        0.0, ge=0, le=60, description="For devices that need time after connect"
+    )
+    gap_between_requests_s: float = Field(
+        0.0, ge=0, le=10, description="For devices that drop fast requests"
+    )
+    close_after_poll: bool = Field(False, description="Reconnect for every poll")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ModbusConnection:
@@ -176,8 +180,8 @@ class ModbusConnection(_Strict):
 
 
 class Connection(_Strict):
-    id: Ident
-    opcua: OpcUaConnection | None = None
+    id: Ident = Field(description="Referenced by equipment and tags")
+    opcua: OpcUaConnection | None = Field(None, description="Exactly one of opcua / modbus")
     modbus: ModbusConnection | None = None
 
     @model_validator(mode="after")
@@ -234,14 +238,14 @@ class Order(StrEnum):
 
 
 class ModbusAddress(_Strict):
-    table: ModbusTable
+    table: ModbusTable = Field(description="coil, discrete_input, holding_register, input_register")
     address: int = Field(ge=0, le=65535, description="0-based protocol address")
     unit_id: int = Field(1, ge=0, le=255)
-    type: ModbusType = ModbusType.UINT16
-    byte_order: Order = Order.BIG
-    word_order: Order = Order.BIG
+    type: ModbusType = Field(ModbusType.UINT16, description="Value type; bool for bit tables")
+    byte_order: Order = Field(Order.BIG, description="Bytes inside a register: big = AB")
+    word_order: Order = Field(Order.BIG, description="Registers of a 32/64-bit value: big = first")
     length: int | None = Field(None, ge=1, le=123, description="Registers of a string")
-    scale: float = 1.0
+    scale: float = Field(1.0, description="value = raw x scale + offset")
     offset: float = 0.0
 
     @model_validator(mode="after")
@@ -267,52 +271,58 @@ Address = Annotated[
 
 
 class Deadband(_Strict):
-    type: Literal["absolute", "percent"]
+    type: Literal["absolute", "percent"] = Field(description="percent: of the last reported value")
     value: float = Field(ge=0)
 
 
 class PollSampling(_Strict):
     mode: Literal["poll"] = "poll"
-    interval_s: float = Field(1.0, gt=0, le=86400)
+    interval_s: float = Field(1.0, gt=0, le=86400, description="Read every interval_s")
 
 
 class SubscribeSampling(_Strict):
     mode: Literal["subscribe"]
     sampling_interval_s: float = Field(1.0, ge=0, le=86400)
     publishing_interval_s: float = Field(1.0, gt=0, le=3600)
-    queue_size: int = Field(1, ge=1, le=10000)
+    queue_size: int = Field(1, ge=1, le=10000, description="Server-side queue per item")
     deadband: Deadband | None = None
 
 
 Sampling = Annotated[PollSampling | SubscribeSampling, Field(discriminator="mode")]
 
 
+CanonicalState = Literal[
+    "running", "idle", "starved", "blocked", "planned_stop", "unplanned_stop", "changeover"
+]
+
+
 class StateMap(_Strict):
     """Raw PLC value -> canonical state: a preset, optionally overridden entry by entry."""
 
-    preset: Literal["canonical", "packml", "none"] = "canonical"
-    map: dict[
-        str,
-        Literal[
-            "running", "idle", "starved", "blocked", "planned_stop", "unplanned_stop", "changeover"
-        ],
-    ] = Field(default_factory=dict)
-    unmapped: Literal[
-        "running", "idle", "starved", "blocked", "planned_stop", "unplanned_stop", "changeover"
-    ] = "unplanned_stop"
+    preset: Literal["canonical", "packml", "none"] = Field(
+        "canonical", description="canonical: 1 running ... 7 changeover; packml: StateCurrent"
+    )
+    map: dict[str, CanonicalState] = Field(
+        default_factory=dict, description="Raw value (as text) -> state; overrides the preset"
+    )
+    unmapped: CanonicalState = Field(
+        "unplanned_stop", description="State for raw values the map does not know"
+    )
 
 
 class Tag(_Strict):
     id: Ident = Field(description="Unique within its equipment")
-    role: Role
+    role: Role = Field(description="What the value means for production (see Roles)")
     address: Address = Field(
         description="OPC UA node id (ns=2;s=..., nsu=URI;s=..., i=...) or a Modbus mapping"
     )
     connection: Ident | None = Field(None, description="Default: the equipment's connection")
-    sampling: Sampling = PollSampling()
+    sampling: Sampling = Field(PollSampling(), description="poll (default, 1 s) or subscribe")
     state_map: StateMap | None = None
-    counter_width: Literal[16, 32, 64] | None = None
-    unit: str | None = None
+    counter_width: Literal[16, 32, 64] | None = Field(
+        None, description="Counter roles: bits at which the PLC counter wraps"
+    )
+    unit: str | None = Field(None, description="process_value: engineering unit")
     deadband: Deadband | None = Field(None, description="process_value: report changes beyond")
     max_interval_s: float | None = Field(
         None, gt=0, description="process_value: report at least this often"
@@ -361,7 +371,7 @@ def check_node_id(text: str) -> str:
 class Equipment(_Strict):
     id: Level = Field(description="MQTT topic level: letters, digits, '-', '_'")
     connection: Ident | None = Field(None, description="Default connection of its tags")
-    tags: list[Tag] = Field(min_length=1)
+    tags: list[Tag] = Field(min_length=1, description="At least one")
 
     @model_validator(mode="after")
     def _tags(self) -> Equipment:

@@ -117,3 +117,13 @@ def test_schema_cli_prints_a_json_schema_with_secret_fields_write_only() -> None
     assert set(schema["required"]) == {"agent", "connections", "equipment"}
     password = schema["$defs"]["OpcUaAuth"]["properties"]["password"]["anyOf"][0]
     assert password["writeOnly"] is True
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    from edge_agent.config.reference import render_reference, splice
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    assert splice(doc, render_reference()) == doc, (
+        "docs/configuration.md is stale: run python -m edge_agent.config.reference "
+        "--write docs/configuration.md"
+    )
