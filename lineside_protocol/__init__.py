@@ -1,0 +1,98 @@
+"""The Lineside wire contract: the one module both the edge agent and the collector import.
+
+Event models, the batch envelope and its ack, MQTT topics, the schema version and
+JSON Schema export. See docs/protocol.md for the contract in prose.
+"""
+
+from __future__ import annotations
+
+from .envelope import (
+    MAX_ACK_BYTES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    BatchAck,
+    EventBatch,
+    decode_ack,
+    decode_batch,
+    decode_event,
+    encode_ack,
+    encode_batch,
+)
+from .errors import ProtocolError, RejectReason
+from .events import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    EquipmentState,
+    Event,
+    EventBase,
+    ProductionCounted,
+    ProductionCountedPayload,
+    ProductionEnded,
+    ProductionEndedPayload,
+    ProductionStarted,
+    ProductionStartedPayload,
+    StateChanged,
+    StateChangedPayload,
+    TagSampled,
+    TagSampledPayload,
+    utc_now,
+)
+from .ids import is_uuid7, new_event_id, uuid7_time
+from .schema import export_schemas
+from .topics import (
+    EVENTS_SUBSCRIPTION,
+    TOPIC_PREFIX,
+    EquipmentPath,
+    ParsedTopic,
+    agent_ack_topic,
+    agent_status_topic,
+    event_topic,
+    parse_topic,
+    shared_subscription,
+)
+
+__all__ = [
+    "EVENTS_SUBSCRIPTION",
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "MAX_ACK_BYTES",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_EVENTS",
+    "SCHEMA_VERSION",
+    "TOPIC_PREFIX",
+    "BatchAck",
+    "EquipmentPath",
+    "EquipmentState",
+    "Event",
+    "EventBase",
+    "EventBatch",
+    "ParsedTopic",
+    "ProductionCounted",
+    "ProductionCountedPayload",
+    "ProductionEnded",
+    "ProductionEndedPayload",
+    "ProductionStarted",
+    "ProductionStartedPayload",
+    "ProtocolError",
+    "RejectReason",
+    "StateChanged",
+    "StateChangedPayload",
+    "TagSampled",
+    "TagSampledPayload",
+    "agent_ack_topic",
+    "agent_status_topic",
+    "decode_ack",
+    "decode_batch",
+    "decode_event",
+    "encode_ack",
+    "encode_batch",
+    "event_topic",
+    "export_schemas",
+    "is_uuid7",
+    "new_event_id",
+    "parse_topic",
+    "shared_subscription",
+    "utc_now",
+    "uuid7_time",
+]
