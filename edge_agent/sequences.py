@@ -1,0 +1,51 @@
+"""Per-equipment sequence numbers that survive restarts (SQLite, WAL, fsync'd).
+
+The collector detects lost events by gaps in these numbers, so a number is never
+reused and never skipped: ``allocate(equipment, n)`` reserves exactly ``n`` numbers
+and commits before returning them. (The store-and-forward buffer will later commit
+events and their numbers in one transaction.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+class SequenceStore:
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sequences (equipment TEXT PRIMARY KEY, next_seq INTEGER)"
+        )
+        self._lock = threading.Lock()
+
+    def allocate(self, equipment: str, count: int) -> range:
+        """Reserve ``count`` consecutive numbers for ``equipment`` (durably)."""
+        if count <= 0:
+            return range(0)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT next_seq FROM sequences WHERE equipment = ?", (equipment,)
+                ).fetchone()
+                first = row[0] if row else 0
+                self._db.execute(
+                    "INSERT INTO sequences (equipment, next_seq) VALUES (?, ?) "
+                    "ON CONFLICT(equipment) DO UPDATE SET next_seq = excluded.next_seq",
+                    (equipment, first + count),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return range(first, first + count)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,103 @@
+"""Config -> roles -> derivers -> stamped wire events, without PLCs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config
+from edge_agent.pipeline import EventPipeline, MemorySink
+from edge_agent.samples import ConnectionChange, Quality, Sample
+from edge_agent.sequences import SequenceStore
+from lineside_protocol import EventBatch, decode_batch, encode_batch, is_uuid7, new_event_id
+
+CONFIG = Path(__file__).parent.parent.parent / "config" / "agent.line-3-machines.yaml"
+T0 = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+
+
+def sample(tag: str, value: object, seconds: float, quality: Quality = Quality.GOOD) -> Sample:
+    at = T0 + timedelta(seconds=seconds)
+    return Sample(tag, value, quality, "Good", at, at, at + timedelta(milliseconds=5))
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> tuple[EventPipeline, MemorySink, SequenceStore]:
+    store = SequenceStore(tmp_path / "seq.sqlite")
+    sink = MemorySink()
+    return EventPipeline(load_config(CONFIG), store, sink), sink, store
+
+
+def test_samples_become_numbered_wire_events(pipeline) -> None:
+    pipe, sink, _ = pipeline
+    pipe.on_items(
+        [
+            sample("press-1.order", "9001", 0),
+            sample("press-1.product", "panel-x", 0),
+            sample("press-1.state", 1, 0),
+            sample("press-1.total", 100, 0),
+            sample("press-1.good", 98, 0),
+        ]
+    )
+    pipe.on_items([sample("press-1.total", 110, 30), sample("press-1.good", 107, 30)])
+    pipe.on_items([sample("press-1.state", 6, 40), sample("press-1.reason", 17, 40)])
+    types = [e.type for e in sink.events]
+    assert types == [
+        "production.started",
+        "equipment.state_changed",
+        "production.counted",
+        "equipment.state_changed",
+    ]
+    assert [e.seq for e in sink.events] == [0, 1, 2, 3]
+    started, _, counted, stopped = sink.events
+    assert started.payload.ideal_cycle_time_s == 3.0
+    assert (counted.payload.good, counted.payload.scrap, counted.payload.total) == (9, 1, 10)
+    assert counted.correlation_id == "9001"
+    assert stopped.payload.state == "unplanned_stop"
+    assert stopped.payload.reason_code == 17
+    assert str(stopped.equipment)
+    assert stopped.equipment.line == "line2"
+    assert all(is_uuid7(e.event_id) for e in sink.events)
+    assert counted.event_time == T0 + timedelta(seconds=30)  # PLC source time
+
+
+def test_sequence_numbers_continue_after_a_restart(tmp_path: Path) -> None:
+    config = load_config(CONFIG)
+    for expected_first in (0, 1):
+        store = SequenceStore(tmp_path / "seq.sqlite")
+        sink = MemorySink()
+        EventPipeline(config, store, sink).on_items([sample("weld-1.state", 6, expected_first)])
+        assert [e.seq for e in sink.events] == [expected_first]
+        store.close()
+
+
+def test_connection_loss_puts_every_dependent_equipment_offline(pipeline) -> None:
+    pipe, sink, _ = pipeline
+    pipe.on_items(
+        [sample("press-1.state", 1, 0), sample("weld-1.state", 6, 0), sample("pack-1.state", 1, 0)]
+    )
+    pipe.on_items([ConnectionChange("line2-opcua", False, T0 + timedelta(seconds=5), "timeout")])
+    offline = [e for e in sink.of_type("equipment.state_changed") if e.payload.state == "offline"]
+    assert sorted(e.equipment.equipment for e in offline) == ["press-1", "weld-1"]
+
+
+def test_events_fit_the_batch_envelope(pipeline) -> None:
+    pipe, sink, _ = pipeline
+    pipe.on_items([sample("pack-1.state", 1, 0), sample("pack-1.speed", 20.5, 0)])
+    events = [e for e in sink.events if e.equipment.equipment == "pack-1"]
+    batch = EventBatch(
+        batch_id=new_event_id(),
+        agent_id="line2-pc1",
+        equipment=events[0].equipment,
+        sent_at=T0,
+        events=events,
+    )
+    assert decode_batch(encode_batch(batch)) == batch
+
+
+def test_unknown_tags_are_counted_not_fatal(pipeline) -> None:
+    pipe, sink, _ = pipeline
+    pipe.on_items([sample("nope.state", 1, 0)])
+    assert pipe.unknown_tags == 1
+    assert sink.events == []
