@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from edge_agent.config import AgentConfig, load_config
 from lineside_common.yamlconfig import ConfigFileError
@@ -43,13 +44,7 @@ def schema(
 @app.command("check-config")
 def check_config(config: Annotated[Path, typer.Argument(help="Agent YAML file")]) -> None:
     """Validate a configuration file; print every problem with file:line:column."""
-    try:
-        loaded = load_config(config)
-    except ConfigFileError as exc:
-        err.print(f"[bold red]{config}: {len(exc.issues)} problem(s)[/]", highlight=False)
-        for issue in exc.issues:
-            err.print(f"  {issue.render()}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_CONFIG) from None
+    loaded = _load_or_exit(config)
     roles = Counter(tag.role.value for eq in loaded.equipment for tag in eq.tags)
     out.print(f"{config}: ok", highlight=False)
     location = "/".join(loaded.agent.location.model_dump().values())
@@ -70,6 +65,72 @@ def check_config(config: Annotated[Path, typer.Argument(help="Agent YAML file")]
         f"{sum(roles.values())} ({', '.join(f'{k} {v}' for k, v in sorted(roles.items()))})",
         highlight=False,
     )
+
+
+@app.command()
+def read(
+    config: Annotated[Path, typer.Argument(help="Agent YAML file")],
+    tag: Annotated[str, typer.Argument(help="equipment.tag, e.g. press-1.state")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer")] = 10.0,
+) -> None:
+    """Read one tag once; print its value, quality and timestamps."""
+    import asyncio  # deferred with the sources: only this command needs them
+
+    from edge_agent.read_once import read_once
+
+    _quiet_libraries()
+    loaded = _load_or_exit(config)
+    try:
+        result = asyncio.run(read_once(loaded, tag, timeout))
+    except KeyError as exc:
+        known = exc.args[1] if len(exc.args) > 1 else []
+        err.print(f"no tag {tag!r} in {config}; tags: {', '.join(known)}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    sample = result.sample
+    if sample is None:
+        err.print(f"{tag}: no value ({result.connection_problem})", markup=False)
+        raise typer.Exit(1)
+    table = Table(show_header=False, box=None)
+    for name, value in (
+        ("tag", sample.tag),
+        ("value", repr(sample.value)),
+        ("quality", sample.quality.value),
+        ("status", sample.status),
+        ("source time", _ts(sample.source_ts)),
+        ("server time", _ts(sample.server_ts)),
+        ("received", _ts(sample.received_ts)),
+    ):
+        table.add_row(name, value)
+    out.print(table)
+    if sample.quality.value != "good":
+        raise typer.Exit(1)
+
+
+def _quiet_libraries() -> None:
+    """The result is printed; the protocol libraries' own retry chatter is noise here."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    for name in ("pymodbus", "asyncua", "lineside.agent"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _ts(value: object) -> str:
+    return value.isoformat(timespec="milliseconds") if value is not None else "-"
+
+
+def _load_or_exit(config: Path) -> AgentConfig:
+    try:
+        return load_config(config)
+    except ConfigFileError as exc:
+        err.print(f"[bold red]{config}: {len(exc.issues)} problem(s)[/]", highlight=False)
+        for issue in exc.issues:
+            err.print(f"  {issue.render()}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
 
 
 if __name__ == "__main__":
