@@ -23,6 +23,7 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 EXIT_CONFIG = 2
+PASSWORD_ENV = "LINESIDE_OPCUA_PASSWORD"
 
 
 @app.command()
@@ -104,6 +105,73 @@ def read(
     out.print(table)
     if sample.quality.value != "good":
         raise typer.Exit(1)
+
+
+@app.command()
+def discover(
+    endpoint: Annotated[str, typer.Argument(help="opc.tcp://host:port[/path]")],
+    depth: Annotated[int, typer.Option(help="How deep to browse below Objects")] = 6,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="Glob on the browse path, e.g. '*press-1*'")
+    ] = None,
+    policy: Annotated[
+        str, typer.Option(help="None, Basic256Sha256, Aes256_Sha256_RsaPss")
+    ] = "None",
+    mode: Annotated[str, typer.Option(help="None, Sign, SignAndEncrypt")] = "None",
+    username: Annotated[
+        str | None, typer.Option(help=f"Log in as this user; password from ${PASSWORD_ENV}")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="Where the client certificate lives")] = Path(
+        "var/agent"
+    ),
+) -> None:
+    """Browse an OPC UA server and print a ready-to-edit agent configuration."""
+    import asyncio
+    import os
+
+    from edge_agent.config.models import Connection
+    from edge_agent.sources.opcua import OpcUaSourceError, discover, render_equipment_yaml
+
+    _quiet_libraries()
+    opcua: dict[str, object] = {"endpoint": endpoint, "security": {"policy": policy, "mode": mode}}
+    if username:
+        password = os.environ.get(PASSWORD_ENV)
+        if not password:
+            err.print(f"--username needs the password in ${PASSWORD_ENV}")
+            raise typer.Exit(EXIT_CONFIG)
+        opcua["auth"] = {"type": "username", "username": username, "password": password}
+    try:
+        connection = Connection.model_validate({"id": "plc", "opcua": opcua})
+    except ValueError as exc:
+        err.print(f"invalid options: {exc}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    try:
+        found = asyncio.run(
+            discover(connection, "discover", data_dir, depth=depth, pattern=filter_)
+        )
+    except (OpcUaSourceError, OSError, TimeoutError) as exc:
+        err.print(f"cannot browse {endpoint}: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if not found:
+        err.print(f"no variables found on {endpoint} (depth {depth}, filter {filter_!r})")
+        raise typer.Exit(1)
+    body = render_equipment_yaml(found, "plc")
+    sys.stdout.write(
+        f"# Discovered on {endpoint}: {len(found)} variables. Check the guessed roles, set\n"
+        "# the agent id and location, then: edge-agent check-config FILE\n"
+        "agent:\n  id: CHANGE-ME\n"
+        "  location: {enterprise: CHANGE-ME, site: CHANGE-ME, area: CHANGE-ME, line: CHANGE-ME}\n"
+        f"connections:\n  - id: plc\n    opcua:\n      endpoint: {endpoint}\n"
+        f"      security: {{policy: {policy}, mode: {mode}}}\n"
+        + (
+            f"      auth: {{type: username, username: {username}, "
+            f'password: "${{{PASSWORD_ENV}}}"}}\n'
+            if username
+            else ""
+        )
+        + "equipment:\n"
+        + "".join(f"  {line}\n" for line in body.splitlines())
+    )
 
 
 def _quiet_libraries() -> None:

@@ -63,3 +63,29 @@ def test_read_from_a_plc_that_is_not_there_says_why(config: Path, tmp_path: Path
     result = edge_agent("read", str(broken), "pack-1.state", "--timeout", "3")
     assert result.returncode == 1
     assert "pack-1.state: no value" in result.stderr
+
+
+def test_read_an_opcua_tag_keeps_the_source_timestamp(config: Path) -> None:
+    result = edge_agent("read", str(config), "press-1.state")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"value +[12] ", result.stdout), result.stdout
+    assert not re.search(r"source time +- ", result.stdout), result.stdout
+    assert "status       Good" in result.stdout
+
+
+def test_discover_prints_a_config_that_validates(sim: SimProcess, tmp_path: Path) -> None:
+    result = edge_agent(
+        "discover",
+        f"opc.tcp://127.0.0.1:{sim.opcua_port}",
+        "--filter",
+        "*press-1*",
+        "--data-dir",
+        str(tmp_path / "agent"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "s=plant1.body.line2.press-1.TotalCount" in result.stdout
+    path = tmp_path / "discovered.yaml"
+    path.write_text(result.stdout)
+    checked = edge_agent("check-config", str(path))
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "equipment  1," in checked.stdout
