@@ -30,7 +30,7 @@ from sim_load import Simulator, cpu_seconds, rss_mb  # noqa: E402
 
 from edge_agent.config.models import AgentConfig  # noqa: E402
 from edge_agent.config.roles import tags_by_connection  # noqa: E402
-from edge_agent.pipeline import EventPipeline  # noqa: E402
+from edge_agent.pipeline import CoalescingIntake, EventPipeline  # noqa: E402
 from edge_agent.samples import Sample  # noqa: E402
 from edge_agent.sequences import SequenceStore  # noqa: E402
 from edge_agent.sources.factory import build_source  # noqa: E402
@@ -144,13 +144,16 @@ async def run(
 
             pipeline = EventPipeline(config, SequenceStore(Path(tmp) / "seq.sqlite"), sink)
 
+            intake = CoalescingIntake(pipeline)
+
             def emit(items: list) -> None:
                 counts["values"] += sum(1 for i in items if isinstance(i, Sample))
-                pipeline.on_items(items)
+                intake.emit(items)
 
             source = build_source(config, config.connection("plc"), tags)
             stop = asyncio.Event()
             task = asyncio.create_task(source.run(emit, stop))
+            flusher = asyncio.create_task(intake.run(stop))
             print(
                 f"{protocol}: {len(tags):,} tags on {machines} machines, every {interval_s} s;"
                 f" warming up {warmup_s:.0f} s"
@@ -166,6 +169,7 @@ async def run(
             stop.set()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, 30)
+                await flusher
             peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
                 f"  values acquired/s : {values / elapsed:,.0f} "

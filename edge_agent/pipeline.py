@@ -7,19 +7,21 @@ events (in memory for now; the SQLite buffer and MQTT forwarder come next).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge_agent.config.models import AgentConfig
 from edge_agent.config.roles import equipment_roles
-from edge_agent.derive import Deriver
+from edge_agent.derive import Deriver, EventDraft
 from edge_agent.samples import ConnectionChange, Sample
 from edge_agent.sequences import SequenceStore
-from edge_agent.stamp import Stamper
-from lineside_protocol import Event
+from edge_agent.stamp import Stamper, WireEvent
+from lineside_protocol import EVENT_ADAPTER, Event
 
-Sink = Callable[[list[Event]], None]
+Sink = Callable[[list[WireEvent]], None]
 
 
 class EventPipeline:
@@ -37,33 +39,38 @@ class EventPipeline:
                 self._equipment_of_connection.setdefault(connection, []).append(roles.equipment)
         self.unknown_tags = 0
 
-    def on_items(self, items: Sequence[Sample | ConnectionChange]) -> list[Event]:
-        """Derive, stamp and deliver; returns the events (also given to the sink)."""
+    def on_items(self, items: Sequence[Sample | ConnectionChange]) -> list[WireEvent]:
+        """Derive, stamp and deliver; returns the events (also given to the sink).
+
+        Drafts of the whole call are numbered with one sequence allocation.
+        """
+        drafts: dict[str, list[EventDraft]] = {}
         samples: dict[str, list[Sample]] = {}
-        events: list[Event] = []
         for item in items:
             if isinstance(item, ConnectionChange):
-                events += self._flush(samples)  # keep time order around connection changes
+                self._derive(samples, drafts)  # keep time order around connection changes
                 for equipment in self._equipment_of_connection.get(item.connection, []):
-                    drafts = self.derivers[equipment].on_connection(item)
-                    events += self._stamper.stamp(equipment, drafts)
+                    drafts.setdefault(equipment, []).extend(
+                        self.derivers[equipment].on_connection(item)
+                    )
                 continue
             equipment = self._equipment_of_tag.get(item.tag)
             if equipment is None:
                 self.unknown_tags += 1
                 continue
             samples.setdefault(equipment, []).append(item)
-        events += self._flush(samples)
+        self._derive(samples, drafts)
+        events = self._stamper.stamp_many(drafts)
         if events:
             self._sink(events)
         return events
 
-    def _flush(self, samples: dict[str, list[Sample]]) -> list[Event]:
-        events: list[Event] = []
+    def _derive(
+        self, samples: dict[str, list[Sample]], drafts: dict[str, list[EventDraft]]
+    ) -> None:
         for equipment, batch in samples.items():
-            events += self._stamper.stamp(equipment, self.derivers[equipment].on_samples(batch))
+            drafts.setdefault(equipment, []).extend(self.derivers[equipment].on_samples(batch))
         samples.clear()
-        return events
 
     def snapshots(self) -> dict[str, dict[str, Any]]:
         """Deriver state per equipment (JSON-able), for persisting across restarts."""
@@ -76,15 +83,19 @@ class EventPipeline:
 
 
 class MemorySink:
-    """Keeps every event in memory (tests, ``edge-agent read``); thread-safe."""
+    """Keeps every event in memory as validated wire models (tests); thread-safe.
+
+    Validating here means every event a test sees has passed the wire contract.
+    """
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._lock = threading.Lock()
 
-    def __call__(self, events: list[Event]) -> None:
+    def __call__(self, events: list[WireEvent]) -> None:
+        validated = [EVENT_ADAPTER.validate_python(event) for event in events]
         with self._lock:
-            self.events.extend(events)
+            self.events.extend(validated)
 
     def of_type(self, event_type: str, equipment: str | None = None) -> list[Event]:
         with self._lock:
@@ -94,3 +105,30 @@ class MemorySink:
                 if e.type == event_type
                 and (equipment is None or e.equipment.equipment == equipment)
             ]
+
+
+class CoalescingIntake:
+    """Collects what sources emit and feeds the pipeline every ``interval_s``.
+
+    One pipeline call (one sequence commit) per interval instead of one per PLC
+    request; ``emit`` is what sources are given.
+    """
+
+    def __init__(self, pipeline: EventPipeline, interval_s: float = 0.02) -> None:
+        self._pipeline = pipeline
+        self._interval_s = interval_s
+        self._pending: list[Sample | ConnectionChange] = []
+
+    def emit(self, items: list[Sample | ConnectionChange]) -> None:
+        self._pending.extend(items)
+
+    def flush(self) -> list[WireEvent]:
+        items, self._pending = self._pending, []
+        return self._pipeline.on_items(items) if items else []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every interval until ``stop``; a last flush on the way out."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval_s)
+            self.flush()

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from edge_agent.config.models import Location
 from edge_agent.derive import EventDraft, EventType
 from edge_agent.sequences import SequenceStore
-from lineside_protocol import EVENT_ADAPTER, EquipmentPath, Event, new_event_id
+from lineside_protocol import SCHEMA_VERSION, EquipmentPath, new_event_id
+
+WireEvent = dict[str, Any]
+"""An event in its JSON wire form (what ``lineside_protocol.EVENT_ADAPTER`` accepts).
+
+The agent builds events as plain dicts: validating each with pydantic cost ~40 us, a
+third of the agent's CPU at 10k events/s. Tests validate every event they see.
+"""
 
 
 class Stamper:
-    """Turns one equipment's drafts into numbered, identified protocol events."""
+    """Turns one equipment's drafts into numbered, identified wire events."""
 
     def __init__(self, agent_id: str, location: Location, sequences: SequenceStore) -> None:
         self._agent_id = agent_id
         self._location = location
         self._sequences = sequences
-        self._paths: dict[str, EquipmentPath] = {}
+        self._paths: dict[str, dict[str, str]] = {}
 
-    def path(self, equipment: str) -> EquipmentPath:
+    def path(self, equipment: str) -> dict[str, str]:
         path = self._paths.get(equipment)
         if path is None:
             loc = self._location
@@ -27,17 +37,29 @@ class Stamper:
                 area=loc.area,
                 line=loc.line,
                 equipment=equipment,
-            )
+            ).model_dump()
             self._paths[equipment] = path
         return path
 
-    def stamp(self, equipment: str, drafts: list[EventDraft]) -> list[Event]:
+    def stamp(self, equipment: str, drafts: list[EventDraft]) -> list[WireEvent]:
         """Number ``drafts`` (all of ``equipment``) in order; causation links ended->started."""
-        if not drafts:
-            return []
-        numbers = self._sequences.allocate(equipment, len(drafts))
+        return self.stamp_many({equipment: drafts})
+
+    def stamp_many(self, drafts_by_equipment: dict[str, list[EventDraft]]) -> list[WireEvent]:
+        """Stamp several equipment's drafts with one sequence allocation (one commit)."""
+        ranges = self._sequences.allocate_many(
+            {equipment: len(drafts) for equipment, drafts in drafts_by_equipment.items()}
+        )
+        events: list[WireEvent] = []
+        for equipment, numbers in ranges.items():
+            events += self._stamp_numbered(equipment, drafts_by_equipment[equipment], numbers)
+        return events
+
+    def _stamp_numbered(
+        self, equipment: str, drafts: list[EventDraft], numbers: range
+    ) -> list[WireEvent]:
         path = self.path(equipment)
-        events: list[Event] = []
+        events: list[WireEvent] = []
         previous_id: str | None = None
         previous_type: str | None = None
         for seq, draft in zip(numbers, drafts, strict=True):
@@ -49,20 +71,28 @@ class Stamper:
                 else None
             )
             events.append(
-                EVENT_ADAPTER.validate_python(
-                    {
-                        "event_id": event_id,
-                        "type": draft.type,
-                        "agent_id": self._agent_id,
-                        "equipment": path,
-                        "seq": seq,
-                        "event_time": draft.event_time,
-                        "received_time": draft.received_time,
-                        "correlation_id": draft.correlation_id,
-                        "causation_id": causation,
-                        "payload": draft.payload,
-                    }
-                )
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": event_id,
+                    "type": str(draft.type),
+                    "agent_id": self._agent_id,
+                    "equipment": path,
+                    "seq": seq,
+                    "event_time": wire_time(draft.event_time),
+                    "received_time": wire_time(draft.received_time),
+                    "correlation_id": draft.correlation_id,
+                    "causation_id": causation,
+                    "historical": False,
+                    "payload": {
+                        key: wire_time(value) if isinstance(value, datetime) else value
+                        for key, value in draft.payload.items()
+                    },
+                }
             )
             previous_id, previous_type = event_id, draft.type
         return events
+
+
+def wire_time(value: datetime) -> str:
+    """ISO 8601, UTC, milliseconds, 'Z': the wire's timestamp form."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from edge_agent.config import load_config
 from edge_agent.pipeline import EventPipeline, MemorySink
 from edge_agent.samples import ConnectionChange, Quality, Sample
 from edge_agent.sequences import SequenceStore
-from lineside_protocol import EventBatch, decode_batch, encode_batch, is_uuid7, new_event_id
+from lineside_protocol import (
+    EVENT_ADAPTER,
+    EventBatch,
+    decode_batch,
+    encode_batch,
+    is_uuid7,
+    new_event_id,
+)
 
 CONFIG = Path(__file__).parent.parent.parent / "config" / "agent.line-3-machines.yaml"
 T0 = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
@@ -101,3 +109,34 @@ def test_unknown_tags_are_counted_not_fatal(pipeline) -> None:
     pipe.on_items([sample("nope.state", 1, 0)])
     assert pipe.unknown_tags == 1
     assert sink.events == []
+
+
+def test_wire_dicts_are_exactly_what_the_models_produce(tmp_path: Path) -> None:
+    """The hot path builds plain dicts; they must equal the models' own JSON form."""
+    # Times with microseconds: the wire keeps milliseconds.
+    items = [
+        sample("press-1.order", "9001", 0.0001),
+        sample("press-1.product", "panel-x", 0.0001),
+        sample("press-1.state", 1, 0.0001),
+        sample("press-1.total", 100, 0.1234567),
+        sample("press-1.good", 98, 0.1234567),
+        sample("press-1.temperature", 41.25, 0.0001),
+        sample("press-1.total", 110, 30.0004),
+        sample("press-1.good", 107, 30.0004),
+        sample("press-1.temperature", 45.5, 30.0004),
+        sample("press-1.order", "9002", 60.0009),
+        sample("press-1.state", 6, 61.5555),
+        sample("press-1.reason", 17, 61.5555),
+    ]
+    pipe = EventPipeline(load_config(CONFIG), SequenceStore(tmp_path / "s.sqlite"), MemorySink())
+    wire = pipe.on_items(items)
+    assert {event["type"] for event in wire} == {
+        "production.started",
+        "production.ended",
+        "equipment.state_changed",
+        "production.counted",
+        "tag.sampled",
+    }
+    for event in wire:
+        model = EVENT_ADAPTER.validate_python(event)
+        assert json.loads(model.model_dump_json()) == event
