@@ -49,6 +49,7 @@ from edge_agent.derive.roles import (
     StateRole,
 )
 from edge_agent.samples import ConnectionChange
+from lineside_common.packml import PACKML_NAMES as ALL_PACKML_NAMES
 
 S = CanonicalState
 
@@ -82,25 +83,8 @@ PACKML_PRESET: dict[int, CanonicalState] = {
     17: S.IDLE,  # Complete
 }
 
-PACKML_NAMES: dict[int, str] = {
-    1: "Clearing",
-    2: "Stopped",
-    3: "Starting",
-    4: "Idle",
-    5: "Suspended",
-    6: "Execute",
-    7: "Stopping",
-    8: "Aborting",
-    9: "Aborted",
-    10: "Holding",
-    11: "Held",
-    12: "Unholding",
-    13: "Suspending",
-    14: "Unsuspending",
-    15: "Resetting",
-    16: "Completing",
-    17: "Complete",
-}
+# 0 Undefined is not a state a machine reports; it stays unmapped.
+PACKML_NAMES = {code: name for code, name in ALL_PACKML_NAMES.items() if code}
 
 _Key = tuple[str, Any]
 _INT_TEXT = re.compile(r"[+-]?\d+")

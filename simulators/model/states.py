@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from lineside_common.packml import PACKML_NAMES as ALL_PACKML_NAMES
+
 
 class MachineState(StrEnum):
     RUNNING = "running"
@@ -47,26 +49,7 @@ PACKML_CODES: dict[MachineState, int] = {
     MachineState.CHANGEOVER: 15,
 }
 
-PACKML_NAMES: dict[int, str] = {
-    0: "Undefined",
-    1: "Clearing",
-    2: "Stopped",
-    3: "Starting",
-    4: "Idle",
-    5: "Suspended",
-    6: "Execute",
-    7: "Stopping",
-    8: "Aborting",
-    9: "Aborted",
-    10: "Holding",
-    11: "Held",
-    12: "Unholding",
-    13: "Suspending",
-    14: "Unsuspending",
-    15: "Resetting",
-    16: "Completing",
-    17: "Complete",
-}
+PACKML_NAMES = dict(ALL_PACKML_NAMES)
 
 
 def encode_state(state: MachineState, encoding: StateEncoding) -> int:
