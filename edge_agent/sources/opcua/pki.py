@@ -13,28 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import socket
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asyncua.crypto.cert_gen import (
-    dump_private_key_as_pem,
-    generate_private_key,
-    generate_self_signed_app_certificate,
-)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge_agent.sources.opcua.errors import ServerTrustError
+from lineside_common.opcua_certs import CertificateFiles, certificate_uris, ensure_certificate
+
+__all__ = ["CertificatePair", "certificate_uris", "check_server_trust", "ensure_client_certificate"]
 
 log = logging.getLogger("lineside.agent.opcua")
 
 CLIENT_CERT_FILE = "client_cert.der"
 CLIENT_KEY_FILE = "client_key.pem"
-_RENEW_BEFORE = timedelta(days=7)
 
 
 def application_uri(agent_id: str) -> str:
@@ -42,12 +36,7 @@ def application_uri(agent_id: str) -> str:
     return f"urn:lineside:edge-agent:{agent_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class CertificatePair:
-    """An application certificate (DER or PEM) and its private key (PEM)."""
-
-    cert_path: Path
-    key_path: Path
+CertificatePair = CertificateFiles
 
 
 def ensure_client_certificate(pki_dir: Path, app_uri: str) -> CertificatePair:
@@ -57,55 +46,18 @@ def ensure_client_certificate(pki_dir: Path, app_uri: str) -> CertificatePair:
     ApplicationUri (the agent id changed).
     """
     pair = CertificatePair(pki_dir / CLIENT_CERT_FILE, pki_dir / CLIENT_KEY_FILE)
-    problem = _reuse_problem(pair, app_uri)
-    if problem is None:
-        return pair
-    log.info("event=opcua_client_certificate_created path=%s reason=%s", pair.cert_path, problem)
-    key = generate_private_key()
-    names: list[x509.GeneralName] = [
-        x509.UniformResourceIdentifier(app_uri),
-        x509.DNSName(socket.gethostname()),
-    ]
-    cert = generate_self_signed_app_certificate(
-        key,
+    problem = ensure_certificate(
+        pair,
+        app_uri,
+        [socket.gethostname()],
+        ExtendedKeyUsageOID.CLIENT_AUTH,
         "Lineside edge agent",
-        {"organizationName": "Lineside"},
-        names,
-        extended=[ExtendedKeyUsageOID.CLIENT_AUTH],
-        days=3650,
     )
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(pair.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(dump_private_key_as_pem(key))
-    pair.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    if problem is not None:
+        log.info(
+            "event=opcua_client_certificate_created path=%s reason=%s", pair.cert_path, problem
+        )
     return pair
-
-
-def _reuse_problem(pair: CertificatePair, app_uri: str) -> str | None:
-    if not pair.cert_path.is_file() or not pair.key_path.is_file():
-        return "missing"
-    try:
-        cert = x509.load_der_x509_certificate(pair.cert_path.read_bytes())
-        key = serialization.load_pem_private_key(pair.key_path.read_bytes(), password=None)
-    except ValueError as exc:
-        return f"unreadable ({exc})"
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
-        return "key_does_not_match"
-    if cert.not_valid_after_utc - _RENEW_BEFORE < datetime.now(UTC):
-        return "expired"
-    if app_uri not in certificate_uris(cert):
-        return "application_uri_changed"
-    return None
-
-
-def certificate_uris(cert: x509.Certificate) -> list[str]:
-    """The URIs in a certificate's SubjectAltName."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return []
-    return list(san.value.get_values_for_type(x509.UniformResourceIdentifier))
 
 
 def fingerprint(der: bytes) -> str:
