@@ -40,6 +40,7 @@ from .events import (
 )
 from .ids import is_uuid7, new_event_id, uuid7_time
 from .schema import export_schemas
+from .states import OFFLINE, CanonicalState
 from .topics import (
     EVENTS_SUBSCRIPTION,
     TOPIC_PREFIX,
@@ -59,9 +60,11 @@ __all__ = [
     "MAX_ACK_BYTES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
+    "OFFLINE",
     "SCHEMA_VERSION",
     "TOPIC_PREFIX",
     "BatchAck",
+    "CanonicalState",
     "EquipmentPath",
     "EquipmentState",
     "Event",

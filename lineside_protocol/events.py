@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .ids import Uuid7Str
+from .states import EquipmentState
 from .topics import AgentId, EquipmentPath
 
 SCHEMA_VERSION = 1
@@ -66,16 +67,6 @@ Timestamp = Annotated[
 NonNegativeCount = Annotated[int, Field(ge=0, strict=True)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
-EquipmentState = Literal[
-    "running",
-    "idle",
-    "starved",
-    "blocked",
-    "planned_stop",
-    "unplanned_stop",
-    "changeover",
-    "offline",
-]
 TagQuality = Literal["good", "uncertain", "bad"]
 EndReason = Literal["order_changed", "product_changed", "agent_stopped"]
 

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic import Tag as UnionTag
 
+from lineside_protocol.states import CanonicalStateName
+
 Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -291,21 +293,16 @@ class SubscribeSampling(_Strict):
 Sampling = Annotated[PollSampling | SubscribeSampling, Field(discriminator="mode")]
 
 
-CanonicalState = Literal[
-    "running", "idle", "starved", "blocked", "planned_stop", "unplanned_stop", "changeover"
-]
-
-
 class StateMap(_Strict):
     """Raw PLC value -> canonical state: a preset, optionally overridden entry by entry."""
 
     preset: Literal["canonical", "packml", "none"] = Field(
         "canonical", description="canonical: 1 running ... 7 changeover; packml: StateCurrent"
     )
-    map: dict[str, CanonicalState] = Field(
+    map: dict[str, CanonicalStateName] = Field(
         default_factory=dict, description="Raw value (as text) -> state; overrides the preset"
     )
-    unmapped: CanonicalState = Field(
+    unmapped: CanonicalStateName = Field(
         "unplanned_stop", description="State for raw values the map does not know"
     )
 

@@ -17,22 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from edge_agent.derive.errors import RolesError
+from lineside_protocol.states import OFFLINE, CanonicalState
 
-
-class CanonicalState(StrEnum):
-    """Lineside's machine states (what ``equipment.state_changed`` reports)."""
-
-    RUNNING = "running"
-    IDLE = "idle"
-    STARVED = "starved"
-    BLOCKED = "blocked"
-    PLANNED_STOP = "planned_stop"
-    UNPLANNED_STOP = "unplanned_stop"
-    CHANGEOVER = "changeover"
-
-
-OFFLINE = "offline"
-"""The state reported while a connection the equipment depends on is down."""
+__all__ = ["OFFLINE", "CanonicalState"]  # re-exported: the derive package's public face
 
 
 class StatePreset(StrEnum):

@@ -11,16 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from lineside_common.packml import PACKML_NAMES as ALL_PACKML_NAMES
+from lineside_protocol.states import CanonicalState
 
-
-class MachineState(StrEnum):
-    RUNNING = "running"
-    IDLE = "idle"
-    STARVED = "starved"
-    BLOCKED = "blocked"
-    PLANNED_STOP = "planned_stop"
-    UNPLANNED_STOP = "unplanned_stop"
-    CHANGEOVER = "changeover"
+MachineState = CanonicalState  # the simulator's name for the shared vocabulary
 
 
 class StateEncoding(StrEnum):

@@ -571,3 +571,12 @@ def test_documented_reasons_and_version_match_the_code() -> None:
     for reason in RejectReason:
         assert f"`{reason.value}`" in text, reason
     assert f"`schema_version` is `{SCHEMA_VERSION}`" in text
+
+
+def test_state_literals_match_the_canonical_states() -> None:
+    from typing import get_args
+
+    from lineside_protocol.states import OFFLINE, CanonicalState, CanonicalStateName, EquipmentState
+
+    assert set(get_args(CanonicalStateName)) == {s.value for s in CanonicalState}
+    assert set(get_args(EquipmentState)) == {s.value for s in CanonicalState} | {OFFLINE}
