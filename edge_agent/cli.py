@@ -195,9 +195,7 @@ def _load_or_exit(config: Path) -> AgentConfig:
     try:
         return load_config(config)
     except ConfigFileError as exc:
-        err.print(f"[bold red]{config}: {len(exc.issues)} problem(s)[/]", highlight=False)
-        for issue in exc.issues:
-            err.print(f"  {issue.render()}", highlight=False, markup=False)
+        err.print(exc.report(str(config)), highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from None
 
 

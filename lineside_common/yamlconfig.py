@@ -49,6 +49,11 @@ class ConfigFileError(Exception):
         self.issues = issues
         super().__init__("\n".join(issue.render() for issue in issues))
 
+    def report(self, heading: str) -> str:
+        """``heading: N problem(s)`` and one indented line per issue, for a CLI."""
+        lines = [f"{heading}: {len(self.issues)} problem(s)"]
+        return "\n".join(lines + [f"  {issue.render()}" for issue in self.issues])
+
 
 UNKNOWN_KEY_HINT = "unknown key (check the spelling; see the documentation for valid keys)"
 

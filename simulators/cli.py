@@ -53,9 +53,7 @@ def _load(scenario: str) -> Scenario:
     try:
         return load_scenario(scenario)
     except ScenarioError as exc:
-        err.print(f"[bold red]invalid scenario[/] ({len(exc.issues)} problem(s)):", highlight=False)
-        for issue in exc.issues:
-            err.print(f"  {issue.render()}", highlight=False, markup=False)
+        err.print(exc.report("invalid scenario"), highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from None
     except ScenarioNotFoundError as exc:
         err.print(str(exc), highlight=False, markup=False)
@@ -255,8 +253,7 @@ def run(
     try:
         asyncio.run(serve_until_stopped(loaded, options, started, ticked))
     except ScenarioError as exc:
-        for issue in exc.issues:
-            err.print(issue.render(), markup=False)
+        err.print(exc.report("invalid scenario"), highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from None
     except OSError as exc:
         err.print(f"[red]cannot start:[/] {exc}", highlight=False)
