@@ -16,6 +16,7 @@ from typing import Any
 from asyncua import Client, ua
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from simulators.faces.opcua import OpcUaFace
 from simulators.faces.opcua.certificates import CertificateFiles, write_self_signed_certificate
 from simulators.model.clock import ManualClock
 from simulators.model.truth import TruthWriter, read_truth
@@ -128,3 +129,28 @@ async def disconnect_quietly(client: Client) -> None:
 
 def node(client: Client, ns: int, node_id: str) -> Any:
     return client.get_node(ua.NodeId(node_id, ns))
+
+
+StartFace = Callable[..., Awaitable[OpcUaFace]]
+
+
+@asynccontextmanager
+async def face_starter(cert_dir: Path) -> AsyncIterator[StartFace]:
+    """``start(rig, **kwargs)`` runs a face on a free port wired to the rig's simulation;
+    every face started is stopped (faults cleared) on the way out."""
+    started: list[OpcUaFace] = []
+
+    async def start(rig: SimRig, **kwargs: Any) -> OpcUaFace:
+        kwargs.setdefault("cert_dir", cert_dir)
+        face = OpcUaFace(rig.sim, port=free_port(), **kwargs)
+        rig.sim.subscribe(face.apply)
+        await face.start()
+        started.append(face)
+        return face
+
+    try:
+        yield start
+    finally:
+        for face in started:
+            face.faults.clear()
+            await face.stop()

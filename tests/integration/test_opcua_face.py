@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _opcua_helpers import (
     SimRig,
+    StartFace,
     client_certificate,
     connected,
     disconnect_quietly,
-    free_port,
+    face_starter,
     make_client,
     make_rig,
     node,
@@ -62,8 +63,6 @@ EXPECTED_VARIANT = {
 }
 CONNECTION_LOST = (ConnectionError, TimeoutError, ua.UaError)
 
-StartFace = Callable[..., Awaitable[OpcUaFace]]
-
 
 @pytest.fixture(scope="session")
 def opcua_cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -73,19 +72,8 @@ def opcua_cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def opcua_faces(opcua_cert_dir: Path) -> AsyncIterator[StartFace]:
     """Start faces on free ports (wired to their simulation); stop them afterwards."""
-    started: list[OpcUaFace] = []
-
-    async def start(rig: SimRig, **kwargs: Any) -> OpcUaFace:
-        kwargs.setdefault("cert_dir", opcua_cert_dir)
-        face = OpcUaFace(rig.sim, port=free_port(), **kwargs)
-        rig.sim.subscribe(face.apply)
-        await face.start()
-        started.append(face)
-        return face
-
-    yield start
-    for face in started:
-        await face.stop()
+    async with face_starter(opcua_cert_dir) as start:
+        yield start
 
 
 @pytest.fixture

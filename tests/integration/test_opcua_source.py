@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _opcua_helpers import SimRig, free_port, make_rig, wait_until
+from _opcua_helpers import SimRig, StartFace, face_starter, make_rig, wait_until
 from cryptography import x509
 
 from edge_agent.config import parse_config
@@ -52,8 +52,6 @@ URI = SCENARIO.namespace_uri
 MACHINE = "press-1"
 BASE = "plant1.stamping.line1.press-1"
 AGENT_ID = "test-agent"
-
-StartFace = Callable[..., Awaitable[OpcUaFace]]
 
 
 class Collected:
@@ -120,20 +118,8 @@ def matches(sample: Sample | None, rig: SimRig, name: str) -> bool:
 
 @pytest.fixture
 async def faces(tmp_path: Path) -> AsyncIterator[StartFace]:
-    started: list[OpcUaFace] = []
-
-    async def start(rig: SimRig, **kwargs: Any) -> OpcUaFace:
-        kwargs.setdefault("cert_dir", tmp_path / "server-pki")
-        face = OpcUaFace(rig.sim, port=free_port(), **kwargs)
-        rig.sim.subscribe(face.apply)
-        await face.start()
-        started.append(face)
-        return face
-
-    yield start
-    for face in started:
-        face.faults.clear()
-        await face.stop()
+    async with face_starter(tmp_path / "server-pki") as start:
+        yield start
 
 
 @pytest.fixture
