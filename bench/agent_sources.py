@@ -3,8 +3,9 @@
 Starts ``plc-sim run load-100-machines`` (speed 1) in its own process, builds an agent
 configuration for the first N machines (state, counters, order, product and every
 process value; 103 tags a machine), and runs the agent's source + derivation +
-stamping pipeline in this process for a while. Prints values/s acquired, events/s,
-agent CPU (this process) and RSS, and the simulator's CPU.
+stamping pipeline in a separate process that loads that configuration from YAML as the
+agent does (``bench/_agent_process.py``, which imports no simulator code). Prints
+values/s acquired, events/s, agent CPU and RSS, and the simulator's CPU.
 
     ./lineside bench agent_sources --protocol modbus --machines 100 --interval 0.2
     ./lineside bench agent_sources --protocol opcua --machines 100 --interval 1
@@ -14,26 +15,21 @@ agent CPU (this process) and RSS, and the simulator's CPU.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sim_load import Simulator, cpu_seconds, rss_mb  # noqa: E402
+from sim_load import Simulator, cpu_seconds  # noqa: E402
 
 from edge_agent.config.models import AgentConfig  # noqa: E402
-from edge_agent.config.roles import tags_by_connection  # noqa: E402
-from edge_agent.pipeline import CoalescingIntake, EventPipeline  # noqa: E402
-from edge_agent.samples import Sample  # noqa: E402
-from edge_agent.sequences import SequenceStore  # noqa: E402
-from edge_agent.sources.factory import build_source  # noqa: E402
 from simulators.scenario.loader import load_scenario  # noqa: E402
 from simulators.scenario.models import expand_machines  # noqa: E402
 from simulators.tags import Table, machine_tags  # noqa: E402
@@ -50,7 +46,12 @@ TABLE = {Table.HOLDING_REGISTER: "holding_register", Table.INPUT_REGISTER: "inpu
 
 
 def agent_config(
-    protocol: str, machines: int, interval_s: float, sim: Simulator, data_dir: Path
+    protocol: str,
+    machines: int,
+    interval_s: float,
+    sim: Simulator,
+    data_dir: Path,
+    connections: int = 1,
 ) -> AgentConfig:
     scenario = load_scenario("load-100-machines")
     opcua = protocol.startswith("opcua")
@@ -94,6 +95,9 @@ def agent_config(
                 }
             tags.append(entry)
         equipment.append({"id": machine.name, "connection": "plc", "tags": tags})
+    if connections > 1:  # machine i reads over connection plc-(i mod N)
+        for index, entry in enumerate(equipment):
+            entry["connection"] = f"plc-{index % connections}"
     connection = (
         {
             "id": "plc",
@@ -121,75 +125,65 @@ def agent_config(
                     "line": "cells",
                 },
             },
-            "connections": [connection],
+            "connections": [connection]
+            if connections == 1
+            else [{**connection, "id": f"plc-{i}"} for i in range(connections)],
             "equipment": equipment,
         }
     )
 
 
-async def run(
-    protocol: str, machines: int, interval_s: float, seconds: float, warmup_s: float
+def run(
+    protocol: str,
+    machines: int,
+    interval_s: float,
+    seconds: float,
+    warmup_s: float,
+    connections: int,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         sim = Simulator(Path(tmp))
         print("starting plc-sim run load-100-machines (speed 1) ...")
         sim.start()
         try:
-            config = agent_config(protocol, machines, interval_s, sim, Path(tmp) / "agent")
-            tags = tags_by_connection(config)["plc"]
-            counts = {"values": 0, "events": 0}
-
-            def sink(events: list) -> None:
-                counts["events"] += len(events)
-
-            pipeline = EventPipeline(config, SequenceStore(Path(tmp) / "seq.sqlite"), sink)
-
-            intake = CoalescingIntake(pipeline)
-
-            def emit(items: list) -> None:
-                counts["values"] += sum(1 for i in items if isinstance(i, Sample))
-                intake.emit(items)
-
-            source = build_source(config, config.connection("plc"), tags)
-            stop = asyncio.Event()
-            task = asyncio.create_task(source.run(emit, stop))
-            flusher = asyncio.create_task(intake.run(stop))
-            print(
-                f"{protocol}: {len(tags):,} tags on {machines} machines, every {interval_s} s;"
-                f" warming up {warmup_s:.0f} s"
+            config = agent_config(
+                protocol, machines, interval_s, sim, Path(tmp) / "agent", connections
             )
-            await asyncio.sleep(warmup_s)  # connect, create monitored items, baselines
-            values0, events0 = counts["values"], counts["events"]
-            cpu0, sim_cpu0, t0 = time.process_time(), cpu_seconds(sim.proc.pid), time.monotonic()
-            await asyncio.sleep(seconds)  # the measurement window itself
-            elapsed = time.monotonic() - t0
-            cpu = time.process_time() - cpu0
-            values = counts["values"] - values0
-            sim_cpu = cpu_seconds(sim.proc.pid) - sim_cpu0
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 30)
-                await flusher
-            peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            config_path = Path(tmp) / "agent.yaml"
+            with config_path.open("w") as out:
+                YAML().dump(config.model_dump(mode="json", exclude_none=True), out)
+            tag_count = sum(len(e.tags) for e in config.equipment)
             print(
-                f"  values acquired/s : {values / elapsed:,.0f} "
-                f"(requested {len(tags) / interval_s:,.0f}/s)"
+                f"{protocol}: {tag_count:,} tags on {machines} machines over {connections}"
+                f" connection(s), every {interval_s} s (requested"
+                f" {tag_count / interval_s:,.0f} values/s)",
+                flush=True,
             )
-            print(f"  events/s          : {(counts['events'] - events0) / elapsed:,.0f}")
-            print(
-                f"  agent CPU         : {cpu / elapsed * 100:.0f}% of one core, "
-                f"{cpu / max(values, 1) * 1e6:.1f} us per value"
+            agent = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "_agent_process.py"),
+                    str(config_path),
+                    f"--seconds={seconds}",
+                    f"--warmup={warmup_s}",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
             )
-            print(f"  agent RSS         : {rss_mb_self():.0f} MB now, {peak_rss:.0f} MB peak")
-            print(f"  simulator CPU     : {sim_cpu / elapsed * 100:.0f}% of one core")
+            assert agent.stdout is not None
+            sim_cpu0 = t0 = 0.0
+            for line in agent.stdout:
+                if line.startswith("MEASURE start"):
+                    sim_cpu0, t0 = cpu_seconds(sim.proc.pid), time.monotonic()
+                elif line.startswith("MEASURE end"):
+                    sim_cpu = cpu_seconds(sim.proc.pid) - sim_cpu0
+                    sim_share = sim_cpu / (time.monotonic() - t0) * 100
+                else:
+                    print(line, end="", flush=True)
+            agent.wait()
+            print(f"  simulator CPU     : {sim_share:.0f}% of one core")
         finally:
             sim.stop()
-
-
-def rss_mb_self() -> float:
-    import os
-
-    return rss_mb(os.getpid())
 
 
 def main() -> None:
@@ -201,8 +195,21 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="PLC connections to spread the machines over (a real line: one per machine)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.protocol, args.machines, args.interval, args.seconds, args.warmup))
+    run(
+        args.protocol,
+        args.machines,
+        args.interval,
+        args.seconds,
+        args.warmup,
+        args.connections,
+    )
 
 
 if __name__ == "__main__":

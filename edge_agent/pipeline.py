@@ -17,7 +17,7 @@ from edge_agent.config.models import AgentConfig
 from edge_agent.config.roles import equipment_roles
 from edge_agent.derive import Deriver, EventDraft
 from edge_agent.samples import ConnectionChange, Sample
-from edge_agent.sequences import SequenceStore
+from edge_agent.sequences import SequenceCounter
 from edge_agent.stamp import Stamper, WireEvent
 from lineside_protocol import EVENT_ADAPTER, Event
 
@@ -25,7 +25,7 @@ Sink = Callable[[list[WireEvent]], None]
 
 
 class EventPipeline:
-    def __init__(self, config: AgentConfig, sequences: SequenceStore, sink: Sink) -> None:
+    def __init__(self, config: AgentConfig, sequences: SequenceCounter, sink: Sink) -> None:
         self._sink = sink
         self._stamper = Stamper(config.agent.id, config.agent.location, sequences)
         self.derivers: dict[str, Deriver] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Quality(StrEnum):
@@ -20,9 +20,12 @@ class Quality(StrEnum):
     BAD = "bad"
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One value of one tag as a source read it."""
+class Sample(NamedTuple):
+    """One value of one tag as a source read it.
+
+    A NamedTuple rather than a frozen dataclass: sources create one per value read
+    (50k+ a second), and a tuple is built several times faster.
+    """
 
     tag: str
     """Tag id, unique within the agent, e.g. ``"press-1.state"``."""

@@ -1,64 +1,37 @@
-"""Per-equipment sequence numbers that survive restarts (SQLite, WAL, fsync'd).
+"""Per-equipment sequence numbers, allocated in memory and persisted by the buffer.
 
 The collector detects lost events by gaps in these numbers, so a number is never
-reused and never skipped: ``allocate(equipment, n)`` reserves exactly ``n`` numbers
-and commits before returning them.
-
-Durability: WAL with synchronous=NORMAL survives a crash of the agent (kill -9) but
-not a power cut, which can lose the last commits and so reuse their numbers. The
-pipeline allocates once per group of samples (``allocate_many``), so the commit cost
-is paid per group, not per event. The store-and-forward buffer will commit events and
-their numbers together in its fsync'd group commits.
+skipped and a number that reached the collector is never reused. Allocation is a dict
+update on the event loop (no I/O on the hot path); the store-and-forward buffer saves
+``max(seq) + 1`` per equipment in the same transaction as the events themselves, and
+seeds this counter from it at start. After a crash the numbers therefore continue
+right after the last *committed* event: numbers of events that were never committed
+are reused, which is safe because those events were never captured nor sent.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from pathlib import Path
+from collections.abc import Mapping
 
 
-class SequenceStore:
-    def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sequences (equipment TEXT PRIMARY KEY, next_seq INTEGER)"
-        )
-        self._lock = threading.Lock()
+class SequenceCounter:
+    def __init__(self, next_numbers: Mapping[str, int] | None = None) -> None:
+        self._next: dict[str, int] = dict(next_numbers or {})
 
     def allocate(self, equipment: str, count: int) -> range:
-        """Reserve ``count`` consecutive numbers for ``equipment`` (durably)."""
+        """Reserve ``count`` consecutive numbers for ``equipment``."""
         return self.allocate_many({equipment: count}).get(equipment, range(0))
 
-    def allocate_many(self, counts: dict[str, int]) -> dict[str, range]:
-        """Reserve numbers for several equipment in one transaction (one commit)."""
-        wanted = {equipment: n for equipment, n in counts.items() if n > 0}
-        if not wanted:
-            return {}
+    def allocate_many(self, counts: Mapping[str, int]) -> dict[str, range]:
+        """Reserve numbers for several equipment at once (equipment with 0 get none)."""
         out: dict[str, range] = {}
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for equipment, count in wanted.items():
-                    row = self._db.execute(
-                        "SELECT next_seq FROM sequences WHERE equipment = ?", (equipment,)
-                    ).fetchone()
-                    first = row[0] if row else 0
-                    self._db.execute(
-                        "INSERT INTO sequences (equipment, next_seq) VALUES (?, ?) "
-                        "ON CONFLICT(equipment) DO UPDATE SET next_seq = excluded.next_seq",
-                        (equipment, first + count),
-                    )
-                    out[equipment] = range(first, first + count)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        for equipment, count in counts.items():
+            if count > 0:
+                first = self._next.get(equipment, 0)
+                self._next[equipment] = first + count
+                out[equipment] = range(first, first + count)
         return out
 
-    def close(self) -> None:
-        self._db.close()
+    def next_numbers(self) -> dict[str, int]:
+        """The next number per equipment (a copy)."""
+        return dict(self._next)

@@ -7,21 +7,24 @@ from typing import Any
 
 from edge_agent.config.models import Location
 from edge_agent.derive import EventDraft, EventType
-from edge_agent.sequences import SequenceStore
-from lineside_protocol import SCHEMA_VERSION, EquipmentPath, new_event_id
+from edge_agent.sequences import SequenceCounter
+from lineside_protocol import SCHEMA_VERSION, EquipmentPath, new_event_ids
 
 WireEvent = dict[str, Any]
 """An event in its JSON wire form (what ``lineside_protocol.EVENT_ADAPTER`` accepts).
 
 The agent builds events as plain dicts: validating each with pydantic cost ~40 us, a
 third of the agent's CPU at 10k events/s. Tests validate every event they see.
+
+There is no ``historical`` key: whether an event is live or replayed is only known when
+the forwarder sends it, so it adds the key then (the model's default is ``false``).
 """
 
 
 class Stamper:
     """Turns one equipment's drafts into numbered, identified wire events."""
 
-    def __init__(self, agent_id: str, location: Location, sequences: SequenceStore) -> None:
+    def __init__(self, agent_id: str, location: Location, sequences: SequenceCounter) -> None:
         self._agent_id = agent_id
         self._location = location
         self._sequences = sequences
@@ -62,14 +65,22 @@ class Stamper:
         events: list[WireEvent] = []
         previous_id: str | None = None
         previous_type: str | None = None
-        for seq, draft in zip(numbers, drafts, strict=True):
-            event_id = new_event_id()
+        ids = new_event_ids(len(drafts))
+        for seq, event_id, draft in zip(numbers, ids, drafts, strict=True):
             causation = (
                 previous_id
                 if draft.type == EventType.PRODUCTION_STARTED
                 and previous_type == EventType.PRODUCTION_ENDED
                 else None
             )
+            payload = draft.payload
+            for value in payload.values():
+                if isinstance(value, datetime):
+                    payload = {
+                        key: wire_time(value) if isinstance(value, datetime) else value
+                        for key, value in payload.items()
+                    }
+                    break
             events.append(
                 {
                     "schema_version": SCHEMA_VERSION,
@@ -82,17 +93,27 @@ class Stamper:
                     "received_time": wire_time(draft.received_time),
                     "correlation_id": draft.correlation_id,
                     "causation_id": causation,
-                    "historical": False,
-                    "payload": {
-                        key: wire_time(value) if isinstance(value, datetime) else value
-                        for key, value in draft.payload.items()
-                    },
+                    "payload": payload,
                 }
             )
             previous_id, previous_type = event_id, draft.type
         return events
 
 
+_WIRE_TIMES: dict[datetime, str] = {}
+_WIRE_TIMES_MAX = 4096
+
+
 def wire_time(value: datetime) -> str:
-    """ISO 8601, UTC, milliseconds, 'Z': the wire's timestamp form."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601, UTC, milliseconds, 'Z': the wire's timestamp form.
+
+    Memoised: the samples of one read share their timestamps, and formatting was
+    15% of the agent's derivation and stamping time.
+    """
+    text = _WIRE_TIMES.get(value)
+    if text is None:
+        if len(_WIRE_TIMES) >= _WIRE_TIMES_MAX:
+            _WIRE_TIMES.clear()
+        text = value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _WIRE_TIMES[value] = text
+    return text

@@ -23,6 +23,8 @@ from .events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     SCHEMA_VERSION,
+    BufferOverflowed,
+    BufferOverflowedPayload,
     EquipmentState,
     Event,
     EventBase,
@@ -38,9 +40,14 @@ from .events import (
     TagSampledPayload,
     utc_now,
 )
-from .ids import is_uuid7, new_event_id, uuid7_time
+from .ids import is_uuid7, new_event_id, new_event_ids, uuid7_time
 from .schema import export_schemas
 from .states import OFFLINE, CanonicalState
+from .status import MAX_STATUS_BYTES as MAX_STATUS_BYTES
+from .status import AgentPresence as AgentPresence
+from .status import AgentStatusMessage as AgentStatusMessage
+from .status import decode_status as decode_status
+from .status import encode_status as encode_status
 from .topics import (
     EVENTS_SUBSCRIPTION,
     TOPIC_PREFIX,
@@ -64,6 +71,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "TOPIC_PREFIX",
     "BatchAck",
+    "BufferOverflowed",
+    "BufferOverflowedPayload",
     "CanonicalState",
     "EquipmentPath",
     "EquipmentState",
@@ -94,6 +103,7 @@ __all__ = [
     "export_schemas",
     "is_uuid7",
     "new_event_id",
+    "new_event_ids",
     "parse_topic",
     "shared_subscription",
     "utc_now",

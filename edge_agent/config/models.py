@@ -290,7 +290,17 @@ class SubscribeSampling(_Strict):
     deadband: Deadband | None = None
 
 
-Sampling = Annotated[PollSampling | SubscribeSampling, Field(discriminator="mode")]
+def _sampling_mode(value: object) -> str:
+    # `mode` may be left out for polling (its default), as in `sampling: {interval_s: 5}`.
+    if isinstance(value, dict):
+        return str(value.get("mode", "poll"))
+    return str(getattr(value, "mode", "poll"))
+
+
+Sampling = Annotated[
+    Annotated[PollSampling, UnionTag("poll")] | Annotated[SubscribeSampling, UnionTag("subscribe")],
+    Discriminator(_sampling_mode),
+]
 
 
 class StateMap(_Strict):

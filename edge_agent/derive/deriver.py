@@ -43,7 +43,6 @@ from edge_agent.derive.roles import (
     ProcessValueRole,
     ProductRole,
     ReasonRole,
-    Role,
     StateRole,
     validate_roles,
 )
@@ -72,6 +71,7 @@ class Deriver:
             equipment,
             {t: r for t, r in roles.tags.items() if isinstance(r, ProcessValueRole)},
         )
+        self._kind: dict[str, type] = {tag: type(role) for tag, role in roles.tags.items()}
 
     def on_sample(self, sample: Sample) -> list[EventDraft]:
         """Drafts caused by one sample (a batch of one)."""
@@ -79,11 +79,17 @@ class Deriver:
 
     def on_samples(self, samples: Iterable[Sample]) -> list[EventDraft]:
         """Drafts caused by a batch of samples (one poll, one subscription publish)."""
-        known = [s for s in samples if s.tag in self.roles.tags]
-        known.sort(key=lambda s: s.event_time)  # stable: arrival order within a time
+        kind = self._kind
+        known = [s for s in samples if s.tag in kind]
+        if not known:
+            return []
+        times = [s.source_ts or s.received_ts for s in known]  # Sample.event_time, inlined
+        if times.count(times[0]) == len(times):  # one read, one time: the common case
+            return self._on_group(known)
+        order = sorted(range(len(known)), key=times.__getitem__)  # stable within a time
         drafts: list[EventDraft] = []
-        for _, group in groupby(known, key=lambda s: s.event_time):
-            drafts.extend(self._on_group(list(group)))
+        for _, group in groupby(order, key=times.__getitem__):
+            drafts.extend(self._on_group([known[i] for i in group]))
         return drafts
 
     def on_connection(self, change: ConnectionChange) -> list[EventDraft]:
@@ -94,8 +100,9 @@ class Deriver:
 
     def _on_group(self, group: list[Sample]) -> list[EventDraft]:
         by_role: dict[type, list[Sample]] = {}
+        kind = self._kind
         for sample in group:
-            by_role.setdefault(type(self._role(sample)), []).append(sample)
+            by_role.setdefault(kind[sample.tag], []).append(sample)
         drafts: list[EventDraft] = []
         drafts += self._on_orders(by_role.get(OrderRole, []), by_role.get(ProductRole, []))
         drafts += self._on_state(by_role.get(StateRole, []), by_role.get(ReasonRole, []))
@@ -120,12 +127,10 @@ class Deriver:
                     self._orders.order_id,
                 )
             )
-        for sample in by_role.get(ProcessValueRole, []):
-            drafts += self._values.on_sample(sample, self._orders.order_id)
+        on_value, order_id = self._values.on_sample, self._orders.order_id
+        for sample in by_role.get(ProcessValueRole, ()):
+            drafts += on_value(sample, order_id)
         return drafts
-
-    def _role(self, sample: Sample) -> Role:
-        return self.roles.tags[sample.tag]
 
     def _on_orders(self, orders: list[Sample], products: list[Sample]) -> list[EventDraft]:
         orders, products = _usable(orders), _usable(products)

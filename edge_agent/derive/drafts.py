@@ -6,10 +6,9 @@ The shell adds event_id, seq and the agent id, then serialises with the wire mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class EventType(StrEnum):
@@ -18,11 +17,13 @@ class EventType(StrEnum):
     PRODUCTION_STARTED = "production.started"
     PRODUCTION_ENDED = "production.ended"
     TAG_SAMPLED = "tag.sampled"
+    BUFFER_OVERFLOWED = "buffer.overflowed"  # made by the buffer's shell, not a deriver
 
 
-@dataclass(frozen=True, slots=True)
-class EventDraft:
+class EventDraft(NamedTuple):
     """A derived event: what happened on ``equipment`` at ``event_time``.
+
+    A NamedTuple for speed (one per event on the hot path).
 
     ``received_time`` is when the agent received the newest sample behind it;
     ``correlation_id`` is the order id the event belongs to (None without an order).

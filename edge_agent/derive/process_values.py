@@ -53,6 +53,9 @@ class _Tag:
     reported_at: datetime | None = None
     last_good: Any = None
     has_good: bool = False
+    # The previous sample, for the fast path (not persisted: a restart takes the slow path).
+    seen_value: Any = None
+    seen_quality: Quality | None = None
 
 
 class ProcessValueTracker:
@@ -66,12 +69,23 @@ class ProcessValueTracker:
     def on_sample(self, sample: Sample, order: str | None) -> list[EventDraft]:
         """A tag.sampled draft when ``sample`` should be reported."""
         role, state = self._roles[sample.tag], self._tags[sample.tag]
+        value, quality = sample.value, sample.quality
+        # Fast path: most polls return what the previous poll did. The same value and
+        # quality as the previous sample cannot cross a deadband or change quality
+        # (whether or not that sample was reported); only a heartbeat could be due.
+        if (
+            quality is state.seen_quality
+            and value == state.seen_value
+            and type(value) is type(state.seen_value)
+            and role.max_interval_s is None
+        ):
+            return []
+        state.seen_value, state.seen_quality = value, quality
         if not usable_value(sample):
             if state.reported_quality == Quality.BAD or not state.has_good:
                 return []
             return [self._report(sample, state, state.last_good, Quality.BAD, order)]
-        state.last_good, state.has_good = sample.value, True
-        quality = Quality(sample.quality)
+        state.last_good, state.has_good = value, True
         due = (
             state.reported_quality != quality
             or beyond_deadband(role, state.reported_value, sample.value)

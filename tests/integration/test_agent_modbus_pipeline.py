@@ -17,7 +17,7 @@ from edge_agent.config.models import PollSampling
 from edge_agent.config.roles import tags_by_connection
 from edge_agent.pipeline import EventPipeline, MemorySink
 from edge_agent.samples import Sample
-from edge_agent.sequences import SequenceStore
+from edge_agent.sequences import SequenceCounter
 from edge_agent.sources.modbus import ModbusSource
 from simulators.faces.modbus import ModbusFace
 from simulators.faults.state import FaultState
@@ -45,7 +45,7 @@ async def test_pack_machine_shift_matches_ground_truth(tmp_path: Path) -> None:
         for tag_id, tag in tags_by_connection(config)["pack-modbus"]
     ]
     sink = MemorySink()
-    pipeline = EventPipeline(config, SequenceStore(tmp_path / "seq.sqlite"), sink)
+    pipeline = EventPipeline(config, SequenceCounter(), sink)
     latest: dict[str, object] = {}
 
     def emit(items: list) -> None:

@@ -18,7 +18,6 @@ Times are ``HH:MM:SS[.fff]`` on 2026-01-05 UTC or full ISO 8601. Lines starting 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -444,7 +443,7 @@ def test_restore_continues_like_an_uninterrupted_run(
     second = Deriver(MIXED_ROLES)
     second.restore(json.loads(json.dumps(first.snapshot())))
     drafts += [d for b in batches[cut:] for d in second.on_samples(b)]
-    assert [asdict(d) for d in drafts] == [asdict(d) for d in expected]
+    assert [d._asdict() for d in drafts] == [d._asdict() for d in expected]
     assert json.loads(json.dumps(second.snapshot())) == json.loads(json.dumps(straight.snapshot()))
 
 

@@ -11,7 +11,7 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.pipeline import EventPipeline, MemorySink
 from edge_agent.samples import ConnectionChange, Quality, Sample
-from edge_agent.sequences import SequenceStore
+from edge_agent.sequences import SequenceCounter
 from lineside_protocol import (
     EVENT_ADAPTER,
     EventBatch,
@@ -31,8 +31,8 @@ def sample(tag: str, value: object, seconds: float, quality: Quality = Quality.G
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> tuple[EventPipeline, MemorySink, SequenceStore]:
-    store = SequenceStore(tmp_path / "seq.sqlite")
+def pipeline() -> tuple[EventPipeline, MemorySink, SequenceCounter]:
+    store = SequenceCounter()
     sink = MemorySink()
     return EventPipeline(load_config(CONFIG), store, sink), sink, store
 
@@ -70,14 +70,17 @@ def test_samples_become_numbered_wire_events(pipeline) -> None:
     assert counted.event_time == T0 + timedelta(seconds=30)  # PLC source time
 
 
-def test_sequence_numbers_continue_after_a_restart(tmp_path: Path) -> None:
+def test_sequence_numbers_continue_from_the_persisted_next_numbers() -> None:
+    """The buffer seeds the counter with what it committed; numbering continues there."""
     config = load_config(CONFIG)
-    for expected_first in (0, 1):
-        store = SequenceStore(tmp_path / "seq.sqlite")
-        sink = MemorySink()
-        EventPipeline(config, store, sink).on_items([sample("weld-1.state", 6, expected_first)])
-        assert [e.seq for e in sink.events] == [expected_first]
-        store.close()
+    first = SequenceCounter()
+    EventPipeline(config, first, MemorySink()).on_items([sample("weld-1.state", 6, 0)])
+    assert first.next_numbers() == {"weld-1": 1}
+    sink = MemorySink()
+    EventPipeline(config, SequenceCounter(first.next_numbers()), sink).on_items(
+        [sample("weld-1.state", 6, 1)]
+    )
+    assert [e.seq for e in sink.events] == [1]
 
 
 def test_connection_loss_puts_every_dependent_equipment_offline(pipeline) -> None:
@@ -111,7 +114,7 @@ def test_unknown_tags_are_counted_not_fatal(pipeline) -> None:
     assert sink.events == []
 
 
-def test_wire_dicts_are_exactly_what_the_models_produce(tmp_path: Path) -> None:
+def test_wire_dicts_are_exactly_what_the_models_produce() -> None:
     """The hot path builds plain dicts; they must equal the models' own JSON form."""
     # Times with microseconds: the wire keeps milliseconds.
     items = [
@@ -128,7 +131,7 @@ def test_wire_dicts_are_exactly_what_the_models_produce(tmp_path: Path) -> None:
         sample("press-1.state", 6, 61.5555),
         sample("press-1.reason", 17, 61.5555),
     ]
-    pipe = EventPipeline(load_config(CONFIG), SequenceStore(tmp_path / "s.sqlite"), MemorySink())
+    pipe = EventPipeline(load_config(CONFIG), SequenceCounter(), MemorySink())
     wire = pipe.on_items(items)
     assert {event["type"] for event in wire} == {
         "production.started",
@@ -139,4 +142,5 @@ def test_wire_dicts_are_exactly_what_the_models_produce(tmp_path: Path) -> None:
     }
     for event in wire:
         model = EVENT_ADAPTER.validate_python(event)
-        assert json.loads(model.model_dump_json()) == event
+        # The forwarder adds "historical" when it sends; live is the model's default.
+        assert json.loads(model.model_dump_json()) == {**event, "historical": False}
