@@ -69,6 +69,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 TagQuality = Literal["good", "uncertain", "bad"]
 EndReason = Literal["order_changed", "product_changed", "agent_stopped"]
+OverflowReason = Literal["max_bytes", "max_age"]
 
 
 class WireModel(BaseModel):
@@ -163,6 +164,22 @@ class TagSampledPayload(WireModel):
     status: str
 
 
+class BufferOverflowedPayload(WireModel):
+    """The agent's buffer dropped its oldest events of this equipment (a bound was hit).
+
+    ``first_*``/``last_*`` describe the oldest and newest dropped event. ``dropped_events``
+    can be less than ``last_seq - first_seq + 1``: events in between may have been
+    delivered before the drop.
+    """
+
+    dropped_events: Annotated[int, Field(ge=1, strict=True)]
+    first_seq: NonNegativeCount
+    last_seq: NonNegativeCount
+    first_event_time: Timestamp
+    last_event_time: Timestamp
+    reason: OverflowReason
+
+
 # ---- events -----------------------------------------------------------------------
 
 
@@ -227,8 +244,20 @@ class TagSampled(EventBase):
     payload: TagSampledPayload
 
 
+class BufferOverflowed(EventBase):
+    """``buffer.overflowed``: the agent dropped undelivered events to stay within its bounds."""
+
+    type: Literal["buffer.overflowed"] = "buffer.overflowed"
+    payload: BufferOverflowedPayload
+
+
 Event = Annotated[
-    StateChanged | ProductionCounted | ProductionStarted | ProductionEnded | TagSampled,
+    StateChanged
+    | ProductionCounted
+    | ProductionStarted
+    | ProductionEnded
+    | TagSampled
+    | BufferOverflowed,
     Field(discriminator="type"),
 ]
 """Any event; ``type`` selects the model."""
@@ -241,4 +270,5 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     "production.started": ProductionStarted,
     "production.ended": ProductionEnded,
     "tag.sampled": TagSampled,
+    "buffer.overflowed": BufferOverflowed,
 }

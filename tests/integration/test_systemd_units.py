@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ def test_unit_verifies(unit: Path, tmp_path: Path) -> None:
     assert name not in result.stderr, result.stderr
 
 
-def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
-    broken = UNITS[0].read_text().replace("Type=simple", "Type=sometimes")
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_verify_catches_a_broken_unit(unit: Path, tmp_path: Path) -> None:
+    broken, replaced = re.subn(r"^Type=\S+$", "Type=sometimes", unit.read_text(), flags=re.M)
+    assert replaced == 1
     result = verify(broken, "broken.service", tmp_path)
     assert "sometimes" in result.stderr  # the first test fails on any such warning

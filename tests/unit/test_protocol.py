@@ -29,6 +29,8 @@ from lineside_protocol import (
     EVENTS_SUBSCRIPTION,
     SCHEMA_VERSION,
     BatchAck,
+    BufferOverflowed,
+    BufferOverflowedPayload,
     EquipmentPath,
     EventBatch,
     ProductionCounted,
@@ -113,6 +115,17 @@ def one_of_each() -> list[Any]:
         ProductionEnded(
             **common(4),
             payload=ProductionEndedPayload(order_id="order-4711", reason="agent_stopped"),
+        ),
+        BufferOverflowed(
+            **common(5),
+            payload=BufferOverflowedPayload(
+                dropped_events=2,
+                first_seq=0,
+                last_seq=3,
+                first_event_time=T0 - timedelta(days=8),
+                last_event_time=T0 - timedelta(days=7),
+                reason="max_age",
+            ),
         ),
     ]
 
