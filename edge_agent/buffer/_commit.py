@@ -1,0 +1,235 @@
+"""One group commit: encode events, insert, upsert numbers and snapshots, delete, bound.
+
+Everything here runs in the writer thread inside one transaction, so events, their
+sequence numbers, the deriver snapshots submitted with them and the drop counters are
+committed together or not at all. Functions take plain data and a connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from edge_agent.buffer._store import UPSERT_DROPPED, UPSERT_SEQUENCE
+from edge_agent.buffer.records import DropTally
+
+log = logging.getLogger("lineside.agent.buffer")
+
+INSERT_EVENT = (
+    "INSERT INTO events (rowid, equipment, seq, event_id, event_time, captured_ms, size, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_SNAPSHOT = (
+    "INSERT INTO snapshots (equipment, body, saved_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT(equipment) DO UPDATE SET body = excluded.body, saved_ms = excluded.saved_ms"
+)
+# json_each takes any number of ids in one statement; RETURNING gives the sizes of the
+# rows that really went (an id acknowledged twice is not subtracted twice)
+DELETE_IDS = "DELETE FROM events WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING size"
+DELETE_CHUNK = 20_000
+DROP_SCAN = "SELECT rowid, equipment, seq, event_time, size, captured_ms FROM events ORDER BY rowid"
+
+
+@dataclass(slots=True)
+class Encoded:
+    """Events of one group commit as rows, with what the transaction must also record."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    next_seq: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    rejected: int = 0
+
+
+def encode(batches: Iterable[list[dict[str, Any]]], first_rowid: int, captured_ms: int) -> Encoded:
+    """Wire event dicts -> rows ``(rowid, equipment, seq, event_id, event_time, ...)``.
+
+    The hot loop of the buffer: one ``orjson.dumps`` and one tuple per event. A batch
+    with an event that cannot be encoded is redone event by event so that only the bad
+    event is left out (and logged).
+    """
+    out = Encoded()
+    rows = out.rows
+    append = rows.append
+    next_seq = out.next_seq
+    highest = next_seq.get
+    dumps = orjson.dumps
+    rowid = first_rowid
+    nbytes = 0
+    for events in batches:
+        mark, mark_bytes = len(rows), nbytes
+        try:
+            for event in events:
+                body = dumps(event)
+                size = len(body)
+                equipment = event["equipment"]["equipment"]
+                seq = event["seq"]
+                event_id = event["event_id"]
+                event_time = event["event_time"]
+                # one unbindable value would fail every retry of the whole commit
+                if (
+                    type(seq) is not int
+                    or type(equipment) is not str
+                    or type(event_id) is not str
+                    or type(event_time) is not str
+                ):
+                    raise TypeError("equipment, event_id, event_time must be strings, seq an int")
+                append(
+                    (
+                        rowid,
+                        equipment,
+                        seq,
+                        event_id,
+                        event_time,
+                        captured_ms,
+                        size,
+                        body,
+                    )
+                )
+                rowid += 1
+                nbytes += size
+                if seq >= highest(equipment, 0):
+                    next_seq[equipment] = seq + 1
+        except (KeyError, TypeError) as error:
+            log.debug("buffer batch needs event-by-event encoding: %r", error)
+            del rows[mark:]
+            rowid = _encode_one_by_one(events, first_rowid + mark, captured_ms, out)
+            nbytes = mark_bytes + sum(row[6] for row in rows[mark:])
+    out.bytes = nbytes
+    return out
+
+
+def _encode_one_by_one(
+    events: list[dict[str, Any]], rowid: int, captured_ms: int, out: Encoded
+) -> int:
+    for event in events:
+        try:
+            body = orjson.dumps(event)
+            row = (
+                rowid,
+                event["equipment"]["equipment"],
+                event["seq"],
+                event["event_id"],
+                event["event_time"],
+            )
+            equipment, seq, event_id, event_time = row[1:]
+            if type(seq) is not int or not all(
+                type(text) is str for text in (equipment, event_id, event_time)
+            ):
+                raise TypeError("equipment, event_id, event_time must be strings, seq an int")
+        except (KeyError, TypeError) as error:
+            out.rejected += 1
+            log.error(
+                "event=buffer_event_rejected error=%r event_id=%s action=not_buffered",
+                str(error),
+                event.get("event_id") if isinstance(event, dict) else None,
+            )
+            continue
+        out.rows.append((*row, captured_ms, len(body), body))
+        rowid += 1
+        if seq >= out.next_seq.get(equipment, 0):
+            out.next_seq[equipment] = seq + 1
+    return rowid
+
+
+def insert(conn: sqlite3.Connection, encoded: Encoded) -> None:
+    """Insert the rows and advance the stored next sequence numbers (never backwards)."""
+    if encoded.rows:
+        conn.executemany(INSERT_EVENT, encoded.rows)
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'next_rowid'", (encoded.rows[-1][0] + 1,)
+        )
+    if encoded.next_seq:
+        conn.executemany(UPSERT_SEQUENCE, encoded.next_seq.items())
+
+
+def save_snapshots(conn: sqlite3.Connection, snapshots: Mapping[str, Any], saved_ms: int) -> None:
+    conn.executemany(
+        UPSERT_SNAPSHOT,
+        [(equipment, orjson.dumps(state), saved_ms) for equipment, state in snapshots.items()],
+    )
+
+
+def delete(conn: sqlite3.Connection, rowids: Sequence[int]) -> tuple[int, int]:
+    """Delete ``rowids`` (acknowledged events); returns (rows deleted, bytes freed)."""
+    count = freed = 0
+    for start in range(0, len(rowids), DELETE_CHUNK):
+        chunk = orjson.dumps(list(rowids[start : start + DELETE_CHUNK]))
+        sizes = conn.execute(DELETE_IDS, (chunk,)).fetchall()
+        count += len(sizes)
+        freed += sum(size for (size,) in sizes)
+    return count, freed
+
+
+@dataclass(slots=True)
+class Dropped:
+    tally: DropTally
+    events: int = 0
+    bytes: int = 0
+
+
+def drop_oldest_bytes(conn: sqlite3.Connection, free_bytes: int) -> Dropped:
+    """Drop the oldest events until at least ``free_bytes`` are freed."""
+    dropped = Dropped(DropTally("max_bytes"))
+    last = _scan_oldest(conn, dropped, lambda size, _captured: dropped.bytes >= free_bytes)
+    if last is not None:
+        conn.execute("DELETE FROM events WHERE rowid <= ?", (last,))
+    return dropped
+
+
+def drop_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> Dropped:
+    """Drop events captured before ``cutoff_ms``, oldest first, up to the first younger one.
+
+    Rows are scanned in buffer order, not by ``captured_ms``: a wall clock stepping back
+    can leave an old event behind a young one, and it then goes with a later check.
+    """
+    dropped = Dropped(DropTally("max_age"))
+    last = _scan_oldest(conn, dropped, lambda _size, captured: captured >= cutoff_ms, before=True)
+    if last is not None:
+        conn.execute("DELETE FROM events WHERE rowid <= ?", (last,))
+    return dropped
+
+
+def _scan_oldest(
+    conn: sqlite3.Connection, dropped: Dropped, stop: Any, *, before: bool = False
+) -> int | None:
+    """Tally rows from the oldest until ``stop``; returns the last rowid to drop.
+
+    ``before``: test ``stop`` before taking a row (age) instead of after (bytes).
+    """
+    last = None
+    cursor = conn.execute(DROP_SCAN)
+    try:
+        for rowid, equipment, seq, event_time, size, captured_ms in cursor:
+            if before and stop(size, captured_ms):
+                break
+            dropped.tally.add(equipment, seq, event_time)
+            dropped.events += 1
+            dropped.bytes += size
+            last = rowid
+            if not before and stop(size, captured_ms):
+                break
+    finally:
+        cursor.close()  # the DELETE that follows needs the table scan finished
+    return last
+
+
+def record_drops(conn: sqlite3.Connection, tallies: Iterable[DropTally]) -> None:
+    """Add dropped counts per equipment and reason to the file's counters."""
+    conn.executemany(
+        UPSERT_DROPPED,
+        [
+            (equipment, tally.reason, count)
+            for tally in tallies
+            for equipment, count in tally.counts().items()
+        ],
+    )
+
+
+def oldest_captured_ms(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT captured_ms FROM events ORDER BY rowid LIMIT 1").fetchone()
+    return None if row is None else row[0]
