@@ -210,10 +210,12 @@ def run(
         users[opcua_user] = password
     policies = [p.strip() for p in opcua_security.split(",")] if opcua_security else None
     if policies:
-        from simulators.faces.opcua import parse_policies  # deferred: heavy import
+        from simulators.faces.opcua import OpcUaSecurity  # deferred: heavy import
+        from simulators.scenario.certificates import read_certificate_der
 
-        try:
-            parse_policies(policies)
+        try:  # unknown policies; user certificates without a secure endpoint
+            certificates = [read_certificate_der(p) for p in loaded.opcua.user_certificates]
+            OpcUaSecurity(policies, users, certificates)
         except ValueError as exc:
             err.print(f"--opcua-security: {exc}", markup=False)
             raise typer.Exit(EXIT_CONFIG) from None

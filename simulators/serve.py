@@ -77,11 +77,16 @@ class RunningSimulator:
 def build_faces(sim: Simulation, options: ServeOptions) -> list[Face]:
     faces: list[Face] = []
     if options.opcua_port is not None:
-        from simulators.faces.opcua import OpcUaFace, OpcUaSecurity
+        from simulators.faces.opcua import OpcUaFace, OpcUaSecurity, SecurityPolicy
+        from simulators.scenario.certificates import read_certificate_der
 
-        security = OpcUaSecurity(users=options.opcua_users)
-        if options.opcua_policies:
-            security = OpcUaSecurity(policies=options.opcua_policies, users=options.opcua_users)
+        security = OpcUaSecurity(
+            policies=options.opcua_policies or tuple(SecurityPolicy),
+            users=options.opcua_users,
+            user_certificates=[
+                read_certificate_der(path) for path in sim.scenario.opcua.user_certificates
+            ],
+        )
         faces.append(
             OpcUaFace(
                 sim,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -200,6 +201,16 @@ class Machine(_Strict):
         return self
 
 
+class OpcUaOptions(_Strict):
+    """OPC UA face settings that belong to a scenario (endpoints and users: CLI options)."""
+
+    user_certificates: list[Path] = Field(
+        default_factory=list,
+        description="X.509 user certificates (PEM or DER) allowed to log in; relative paths "
+        "are relative to the scenario file",
+    )
+
+
 class Scenario(_Strict):
     scenario: Name = Field(description="Scenario name, used by 'plc-sim run NAME'")
     description: str = ""
@@ -209,6 +220,7 @@ class Scenario(_Strict):
         None, description="Simulated start; default: today at the first timeline time"
     )
     namespace_uri: str = "urn:lineside:simulator"
+    opcua: OpcUaOptions = OpcUaOptions()
     machines: list[Machine] = Field(min_length=1)
 
     @field_validator("timezone")

@@ -7,6 +7,7 @@
 
 from edge_agent.sources.opcua.discover import DiscoveredVariable, discover, render_equipment_yaml
 from edge_agent.sources.opcua.errors import (
+    LoginRejectedError,
     NamespaceUnknownError,
     NodeIdError,
     OpcUaSourceError,
@@ -19,6 +20,7 @@ from edge_agent.sources.opcua.source import OpcUaSource
 
 __all__ = [
     "DiscoveredVariable",
+    "LoginRejectedError",
     "NamespaceUnknownError",
     "NodeIdError",
     "OpcUaSession",

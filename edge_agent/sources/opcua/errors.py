@@ -23,6 +23,10 @@ class ServerTrustError(OpcUaSourceError):
     """The server's certificate is not trusted (pin mismatch, not in the trust folder)."""
 
 
+class LoginRejectedError(OpcUaSourceError):
+    """The server refused the session's user identity (anonymous, password or certificate)."""
+
+
 class SessionLostError(OpcUaSourceError):
     """The session is unusable: watchdog silence, restart, lost transport, bad session."""
 

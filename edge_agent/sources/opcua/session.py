@@ -17,14 +17,15 @@ from datetime import datetime
 from pathlib import Path
 
 from asyncua import Client, ua
-from asyncua.crypto import security_policies
+from asyncua.crypto import security_policies, uacrypto
 
 from edge_agent.config.models import OpcUaConnection, SecurityMode, SecurityPolicy
-from edge_agent.sources.opcua.errors import OpcUaSourceError, SessionLostError
+from edge_agent.sources.opcua.errors import LoginRejectedError, OpcUaSourceError, SessionLostError
 from edge_agent.sources.opcua.pki import (
     application_uri,
     check_server_trust,
     ensure_client_certificate,
+    fingerprint,
     first_certificate,
 )
 
@@ -52,6 +53,14 @@ _STATUS_NODES = [
     ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall),
     ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime),
 ]
+# ActivateSession answers that mean "this user may not log in" (not a network problem).
+_LOGIN_REFUSED = frozenset(
+    {
+        ua.StatusCodes.BadUserAccessDenied,
+        ua.StatusCodes.BadIdentityTokenRejected,
+        ua.StatusCodes.BadIdentityTokenInvalid,
+    }
+)
 _WATCHDOG_NODES = [
     ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime),
     ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime),
@@ -178,7 +187,7 @@ async def open_session(
     try:
         await _configure_security(client, connection_id, config, data_dir)
         await _configure_login(client, config)
-        await asyncio.wait_for(client.connect(), 4 * config.timeout_s)
+        await _connect(client, connection_id, config)
     except BaseException:
         client.disconnect_socket()
         raise
@@ -266,6 +275,34 @@ async def _configure_security(
     await client.set_security(
         policy, str(cert_path), str(key_path), server_certificate=server_der, mode=mode
     )
+
+
+async def _connect(client: Client, connection_id: str, config: OpcUaConnection) -> None:
+    """Open the channel and the session; a refused login becomes LoginRejectedError."""
+    try:
+        await asyncio.wait_for(client.connect(), 4 * config.timeout_s)
+    except ua.UaStatusCodeError as exc:
+        if exc.code not in _LOGIN_REFUSED:
+            raise
+        status = ua.StatusCode(exc.code).name
+        auth = config.auth
+        if auth.type == "certificate" and client.user_certificate is not None:
+            sha256 = fingerprint(uacrypto.der_from_x509(client.user_certificate))
+            who = f"the login with user certificate {auth.user_certificate} (SHA-256 {sha256})"
+            fix = "the server must trust this user certificate"
+        elif auth.type == "username":
+            who = f"the login of user {auth.username!r}"
+            fix = "check the user name and password"
+        else:
+            who = "an anonymous login"
+            fix = "configure auth type username or certificate"
+        if exc.code == ua.StatusCodes.BadIdentityTokenRejected:
+            fix = f"the endpoint does not offer {auth.type} logins"
+        elif exc.code == ua.StatusCodes.BadIdentityTokenInvalid and auth.type == "certificate":
+            fix = "check that user_key is the private key of user_certificate"
+        raise LoginRejectedError(
+            f"connection {connection_id!r}: the server refused {who} with {status}; {fix}"
+        ) from None
 
 
 async def _configure_login(client: Client, config: OpcUaConnection) -> None:

@@ -23,6 +23,7 @@ from edge_agent.samples import ConnectionChange
 from edge_agent.sources import Emit
 from edge_agent.sources.opcua.errors import (
     EXPECTED_FAILURES,
+    LoginRejectedError,
     NamespaceUnknownError,
     OpcUaSourceError,
     ServerTrustError,
@@ -34,6 +35,7 @@ from edge_agent.sources.opcua.quarantine import Quarantine
 from edge_agent.sources.opcua.session import OpcUaSession, open_session
 from edge_agent.sources.opcua.session_run import SessionRun
 from edge_agent.sources.opcua.values import bad_sample, is_quarantine_status
+from edge_agent.status import DeviceStatus
 
 log = logging.getLogger("lineside.agent.opcua")
 
@@ -92,6 +94,24 @@ class OpcUaSource:
                 await run.session.close(graceful=reason is None)
         log.info("event=opcua_source_stopped connection=%s", self.connection_id)
 
+    def status(self) -> list[DeviceStatus]:
+        """The connection's link state (cheap; safe to call from another thread).
+
+        OPC UA has no per-request breaker: while the server is unreachable the session
+        is re-established with jittered backoff, reported here as an open breaker.
+        """
+        connected = self._connected is True
+        return [
+            DeviceStatus(
+                connection=self.connection_id,
+                device="opcua",
+                protocol="opcua",
+                connected=connected,
+                breaker="closed" if connected else "open",
+                last_error=None if connected else (self.last_error or "not connected yet"),
+            )
+        ]
+
     # -- connecting ---------------------------------------------------------------------
 
     async def _establish(self, emit: Emit, stop: asyncio.Event) -> SessionRun | None:
@@ -145,9 +165,10 @@ class OpcUaSource:
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         level = logging.WARNING
         if exc is not None and (
-            isinstance(exc, ServerTrustError) or not isinstance(exc, EXPECTED_FAILURES)
+            isinstance(exc, ServerTrustError | LoginRejectedError)
+            or not isinstance(exc, EXPECTED_FAILURES)
         ):
-            level = logging.ERROR  # needs a person: a trust decision or a bug
+            level = logging.ERROR  # needs a person: a trust decision, a login or a bug
         if state.attempt_number > 1:
             level = logging.DEBUG  # once per outage is enough; the detail is in ConnectionChange
         log.log(

@@ -20,18 +20,14 @@ Faults as a client sees them:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from asyncua import ua
-from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server.internal_server import InternalServer
 
 from simulators.faces.opcua.address_space import (
     AddressSpaceIndex,
@@ -40,6 +36,7 @@ from simulators.faces.opcua.address_space import (
 )
 from simulators.faces.opcua.certificates import default_hostnames, ensure_server_certificate
 from simulators.faces.opcua.errors import OpcUaFaceError
+from simulators.faces.opcua.logins import UserManager
 from simulators.faces.opcua.transport import FaultGate, SimulatorServer
 from simulators.faces.opcua.values import ValueWriter
 from simulators.faults.state import FaceName, FaultState
@@ -90,16 +87,25 @@ _POLICY_TYPES = {
 class OpcUaSecurity:
     """Which endpoints to offer and who may log in.
 
-    ``users`` maps user name -> password; when given, anonymous sessions are refused.
-    Passwords are never logged (excluded from repr).
+    ``users`` maps user name -> password; ``user_certificates`` are the DER bytes of the
+    X.509 user certificates that may log in (X509IdentityToken). With either, anonymous
+    sessions are refused. Passwords are never logged (excluded from repr).
     """
 
     policies: Sequence[SecurityPolicy | str] = tuple(SecurityPolicy)
     users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    user_certificates: Sequence[bytes] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policies", parse_policies(self.policies))
         object.__setattr__(self, "users", dict(self.users))
+        object.__setattr__(self, "user_certificates", tuple(self.user_certificates))
+        if self.user_certificates and all(p is SecurityPolicy.NONE for p in self.endpoints):
+            # The client signs the token with the policy of a secure endpoint.
+            raise ValueError(
+                "OPC UA user certificates need a secure endpoint to sign the login with; "
+                "offer basic256sha256 or aes256sha256rsapss as well"
+            )
 
     @property
     def needs_certificate(self) -> bool:
@@ -110,6 +116,23 @@ class OpcUaSecurity:
     def endpoints(self) -> tuple[SecurityPolicy, ...]:
         """The policies, parsed (``policies`` holds them so after __post_init__)."""
         return tuple(SecurityPolicy(p) for p in self.policies)
+
+    @property
+    def identity_tokens(self) -> list[type]:
+        """The asyncua identity token types the endpoints advertise."""
+        tokens: list[type] = []
+        if self.users:
+            tokens.append(ua.UserNameIdentityToken)
+        if self.user_certificates:
+            tokens.append(ua.X509IdentityToken)
+        return tokens or [ua.AnonymousIdentityToken]
+
+    @property
+    def login(self) -> str:
+        """How clients log in, for humans."""
+        kinds = ["user/password"] if self.users else []
+        kinds += ["user certificate"] if self.user_certificates else []
+        return " or ".join(kinds) or "anonymous"
 
 
 def parse_policies(names: Sequence[SecurityPolicy | str]) -> tuple[SecurityPolicy, ...]:
@@ -138,27 +161,6 @@ def parse_policies(names: Sequence[SecurityPolicy | str]) -> tuple[SecurityPolic
 
 def _key(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "")
-
-
-class _PasswordUserManager:
-    """Accepts exactly the configured user name / password pairs."""
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users = {name: password.encode() for name, password in users.items()}
-
-    def get_user(
-        self,
-        iserver: InternalServer,
-        username: str | None = None,
-        password: str | None = None,
-        certificate: Any = None,
-    ) -> User | None:
-        expected = self._users.get(username or "")
-        given = (password or "").encode()
-        if expected is None or not hmac.compare_digest(expected, given):
-            log.warning("event=opcua_login_rejected user=%s", username)
-            return None
-        return User(role=UserRole.User, name=username)
 
 
 class OpcUaFace:
@@ -232,17 +234,18 @@ class OpcUaFace:
     def endpoints(self) -> list[str]:
         """The server URL with a note of its security policies and login."""
         policies = ", ".join(p.value for p in self.security.endpoints)
-        login = "user/password" if self.security.users else "anonymous"
-        return [f"{self.url} (security: {policies}; login: {login})"]
+        return [f"{self.url} (security: {policies}; login: {self.security.login})"]
 
     # -- internals ---------------------------------------------------------------------
 
     async def _start_server(self, *, shift_namespace: bool) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        users = self.security.users
+        security = self.security
         gate = FaultGate(lambda: self.faults, self._on_request)
-        server = SimulatorServer(gate, _PasswordUserManager(users) if users else None)
+        logins = security.users or security.user_certificates
+        users = UserManager(security.users, security.user_certificates) if logins else None
+        server = SimulatorServer(gate, users)
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name(f"Lineside PLC simulator ({self.sim.scenario.scenario})")
@@ -250,8 +253,7 @@ class OpcUaFace:
         await server.set_application_uri(self.application_uri)
         server.allow_remote_admin(False)
         server.set_security_policy([p.asyncua_type for p in self.security.endpoints])
-        tokens = [ua.UserNameIdentityToken] if users else [ua.AnonymousIdentityToken]
-        server.set_identity_tokens(tokens)
+        server.set_identity_tokens(self.security.identity_tokens)
         if self.security.needs_certificate:  # key generation: off the event loop
             files = await asyncio.to_thread(
                 ensure_server_certificate,

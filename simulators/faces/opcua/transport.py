@@ -30,7 +30,7 @@ from asyncua.server import Server
 from asyncua.server.binary_server_asyncio import BinaryServer, OPCUAProtocol
 from asyncua.server.user_managers import UserManager
 
-from simulators.faces.opcua.standard_space import FastInitInternalServer
+from simulators.faces.opcua.monitoring import SimulatorInternalServer
 from simulators.faults.state import FaultState
 
 
@@ -161,13 +161,14 @@ class FaultInjectingBinaryServer(BinaryServer):
 class SimulatorServer(Server):
     """asyncua Server listening through :class:`FaultInjectingBinaryServer`.
 
-    Its internal server copies the standard address space (:mod:`.standard_space`).
+    Its internal server copies the standard address space (:mod:`.standard_space`) and
+    refuses percent deadbands (:mod:`.monitoring`).
     ``start()`` mirrors ``asyncua.server.Server.start`` (asyncua 2.1) with the binary
     server class swapped; asyncua offers no factory hook for it.
     """
 
     def __init__(self, gate: FaultGate, user_manager: UserManager | None = None) -> None:
-        super().__init__(iserver=FastInitInternalServer(user_manager=user_manager))
+        super().__init__(iserver=SimulatorInternalServer(user_manager=user_manager))
         self.gate = gate
 
     async def start(self) -> None:
