@@ -32,9 +32,9 @@ from edge_agent.sequences import SequenceCounter  # noqa: E402
 
 
 def run(machines: int, polls_per_second: int, seconds: int, per_request: int) -> None:
-    ports = SimpleNamespace(opcua_port=4840, modbus_port=502)
-    config = agent_config("modbus", machines, 1 / polls_per_second, ports, Path("/tmp"))
-    tags = [tag_id for tag_id, _ in tags_by_connection(config)["plc"]]
+    sim = SimpleNamespace(opcua_port=4840, modbus_port=502, scenario="load-100-machines")
+    config = agent_config("modbus", machines, 1 / polls_per_second, [sim], Path("/tmp"))
+    tags = [tag_id for pairs in tags_by_connection(config).values() for tag_id, _ in pairs]
     events = 0
     pipeline = EventPipeline(config, SequenceCounter(), lambda batch: None)
     rng = random.Random(7)

@@ -15,11 +15,13 @@ values/s acquired, events/s, agent CPU and RSS, and the simulator's CPU.
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -49,11 +51,11 @@ def agent_config(
     protocol: str,
     machines: int,
     interval_s: float,
-    sim: Simulator,
+    sims: list[Simulator],
     data_dir: Path,
     connections: int = 1,
 ) -> AgentConfig:
-    scenario = load_scenario("load-100-machines")
+    """Machines split evenly over ``sims``; each simulator read over ``connections``."""
     opcua = protocol.startswith("opcua")
     sampling = (
         {
@@ -66,53 +68,39 @@ def agent_config(
         else {"mode": "poll", "interval_s": interval_s}
     )
     equipment = []
-    for machine in expand_machines(scenario)[:machines]:
-        tags = []
-        for tag in machine_tags(machine):
-            role = ROLE_OF.get(tag.name) or (
-                "process_value" if tag.signal.startswith(("ai.", "pv.")) else None
-            )
-            if role is None:
-                continue
-            entry: dict = {
-                "id": tag.name.replace("ProcessValues.", "pv_").replace(".", "_"),
-                "role": role,
-                "sampling": sampling,
-            }
-            if role.endswith("_count"):
-                entry["counter_width"] = 32
-            if opcua:
-                entry["address"] = f"nsu={scenario.namespace_uri};s={tag.opcua_id}"
-            else:
-                assert tag.modbus is not None
-                kind = tag.data_type.value
-                entry["address"] = {
-                    "table": TABLE[tag.modbus.table],
-                    "address": tag.modbus.address,
-                    "unit_id": tag.modbus.unit_id,
-                    "type": kind,
-                    **({"length": tag.modbus.count} if kind == "string" else {}),
+    connection_list = []
+    per_sim = math.ceil(machines / len(sims))
+    for k, sim in enumerate(sims):
+        scenario = load_scenario(sim.scenario)
+        ids = [f"plc-{k}-{j}" for j in range(connections)]
+        for index, machine in enumerate(expand_machines(scenario)[:per_sim]):
+            tags = [tag_entry(tag, scenario, opcua, sampling) for tag in machine_tags(machine)]
+            equipment.append(
+                {
+                    "id": machine.name,
+                    "connection": ids[index % connections],
+                    "tags": [t for t in tags if t is not None],
                 }
-            tags.append(entry)
-        equipment.append({"id": machine.name, "connection": "plc", "tags": tags})
-    if connections > 1:  # machine i reads over connection plc-(i mod N)
-        for index, entry in enumerate(equipment):
-            entry["connection"] = f"plc-{index % connections}"
-    connection = (
-        {
-            "id": "plc",
-            "opcua": {
-                "endpoint": f"opc.tcp://127.0.0.1:{sim.opcua_port}",
-                "timeout_s": 30,
-                "watchdog_interval_s": 10,
-            },
-        }
-        if opcua
-        else {
-            "id": "plc",
-            "modbus": {"tcp": {"host": "127.0.0.1", "port": sim.modbus_port}, "timeout_s": 5},
-        }
-    )
+            )
+        for connection_id in ids:
+            connection_list.append(
+                {
+                    "id": connection_id,
+                    "opcua": {
+                        "endpoint": f"opc.tcp://127.0.0.1:{sim.opcua_port}",
+                        "timeout_s": 30,
+                        "watchdog_interval_s": 10,
+                    },
+                }
+                if opcua
+                else {
+                    "id": connection_id,
+                    "modbus": {
+                        "tcp": {"host": "127.0.0.1", "port": sim.modbus_port},
+                        "timeout_s": 5,
+                    },
+                }
+            )
     return AgentConfig.model_validate(
         {
             "agent": {
@@ -125,12 +113,63 @@ def agent_config(
                     "line": "cells",
                 },
             },
-            "connections": [connection]
-            if connections == 1
-            else [{**connection, "id": f"plc-{i}"} for i in range(connections)],
+            "connections": connection_list,
             "equipment": equipment,
         }
     )
+
+
+def tag_entry(tag: Any, scenario: Any, opcua: bool, sampling: dict) -> dict | None:
+    role = ROLE_OF.get(tag.name) or (
+        "process_value" if tag.signal.startswith(("ai.", "pv.")) else None
+    )
+    if role is None:
+        return None
+    entry: dict = {
+        "id": tag.name.replace("ProcessValues.", "pv_").replace(".", "_"),
+        "role": role,
+        "sampling": sampling,
+    }
+    if role.endswith("_count"):
+        entry["counter_width"] = 32
+    if opcua:
+        entry["address"] = f"nsu={scenario.namespace_uri};s={tag.opcua_id}"
+    else:
+        assert tag.modbus is not None
+        kind = tag.data_type.value
+        entry["address"] = {
+            "table": TABLE[tag.modbus.table],
+            "address": tag.modbus.address,
+            "unit_id": tag.modbus.unit_id,
+            "type": kind,
+            **({"length": tag.modbus.count} if kind == "string" else {}),
+        }
+    return entry
+
+
+def partial_scenarios(directory: Path, machines: int, count: int) -> list[str]:
+    """``count`` copies of the load scenario, each with its share of the machines.
+
+    Several simulator processes stand for several PLCs: one Python OPC UA server on
+    these two cores serves about 11k values/s, less than the agent can poll.
+    """
+    if count == 1:
+        return ["load-100-machines"]
+    source = ROOT / "simulators" / "scenarios" / "load-100-machines.yaml"
+    yaml = YAML()
+    paths = []
+    for k in range(count):
+        document = yaml.load(source.read_text())
+        document["scenario"] = f"load-part-{k}"
+        document["seed"] = 100 + k
+        replicas = document["machines"][0]["replicas"]
+        replicas["count"] = math.ceil(machines / count)
+        replicas["name"] = f"p{k}-cell-{{n:03d}}"
+        path = directory / f"load-part-{k}.yaml"
+        with path.open("w") as out:
+            yaml.dump(document, out)
+        paths.append(str(path))
+    return paths
 
 
 def run(
@@ -140,23 +179,29 @@ def run(
     seconds: float,
     warmup_s: float,
     connections: int,
+    simulators: int,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
-        sim = Simulator(Path(tmp))
-        print("starting plc-sim run load-100-machines (speed 1) ...")
-        sim.start()
+        sims = []
+        for k, scenario in enumerate(partial_scenarios(Path(tmp), machines, simulators)):
+            sim_dir = Path(tmp) / f"sim-{k}"
+            sim_dir.mkdir()
+            sims.append(Simulator(sim_dir, scenario))
         try:
+            print(f"starting {simulators} plc-sim process(es) (speed 1) ...", flush=True)
+            for sim in sims:
+                sim.start()
             config = agent_config(
-                protocol, machines, interval_s, sim, Path(tmp) / "agent", connections
+                protocol, machines, interval_s, sims, Path(tmp) / "agent", connections
             )
             config_path = Path(tmp) / "agent.yaml"
             with config_path.open("w") as out:
                 YAML().dump(config.model_dump(mode="json", exclude_none=True), out)
             tag_count = sum(len(e.tags) for e in config.equipment)
             print(
-                f"{protocol}: {tag_count:,} tags on {machines} machines over {connections}"
-                f" connection(s), every {interval_s} s (requested"
-                f" {tag_count / interval_s:,.0f} values/s)",
+                f"{protocol}: {tag_count:,} tags on {len(config.equipment)} machines in"
+                f" {simulators} simulator(s), {len(config.connections)} connection(s), every"
+                f" {interval_s} s (requested {tag_count / interval_s:,.0f} values/s)",
                 flush=True,
             )
             agent = subprocess.Popen(
@@ -171,19 +216,21 @@ def run(
                 text=True,
             )
             assert agent.stdout is not None
-            sim_cpu0 = t0 = 0.0
+            sim_cpu0, t0, sim_share = 0.0, 0.0, 0.0
             for line in agent.stdout:
                 if line.startswith("MEASURE start"):
-                    sim_cpu0, t0 = cpu_seconds(sim.proc.pid), time.monotonic()
+                    sim_cpu0 = sum(cpu_seconds(sim.proc.pid) for sim in sims)
+                    t0 = time.monotonic()
                 elif line.startswith("MEASURE end"):
-                    sim_cpu = cpu_seconds(sim.proc.pid) - sim_cpu0
+                    sim_cpu = sum(cpu_seconds(sim.proc.pid) for sim in sims) - sim_cpu0
                     sim_share = sim_cpu / (time.monotonic() - t0) * 100
                 else:
                     print(line, end="", flush=True)
             agent.wait()
-            print(f"  simulator CPU     : {sim_share:.0f}% of one core")
+            print(f"  simulator CPU     : {sim_share:.0f}% of one core (all simulators)")
         finally:
-            sim.stop()
+            for sim in sims:
+                sim.stop()
 
 
 def main() -> None:
@@ -201,15 +248,15 @@ def main() -> None:
         default=1,
         help="PLC connections to spread the machines over (a real line: one per machine)",
     )
-    args = parser.parse_args()
-    run(
-        args.protocol,
-        args.machines,
-        args.interval,
-        args.seconds,
-        args.warmup,
-        args.connections,
+    parser.add_argument(
+        "--simulators",
+        type=int,
+        default=1,
+        help="simulator processes to split the machines over (several PLCs)",
     )
+    args = parser.parse_args()
+    parser_args = (args.protocol, args.machines, args.interval, args.seconds, args.warmup)
+    run(*parser_args, args.connections, args.simulators)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ class PhaseResult:
 
 
 class Simulator:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, scenario: str = SCENARIO) -> None:
+        self.scenario = scenario
         self.opcua_port = free_port()
         self.modbus_port = free_port()
         self.control_port = free_port()
@@ -131,7 +132,7 @@ class Simulator:
             [
                 str(ROOT / ".venv/bin/plc-sim"),
                 "run",
-                SCENARIO,
+                self.scenario,
                 "--no-live",
                 "--speed",
                 "1",

@@ -12,7 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.buffer.cli import app as buffer_app
+from edge_agent.buffer.errors import EventBufferError
 from edge_agent.config import AgentConfig, load_config
+from edge_agent.service.errors import HealthServerError
+from edge_agent.service.status_cli import status as agent_status
 from lineside_common.yamlconfig import ConfigFileError
 
 app = typer.Typer(
@@ -174,6 +178,46 @@ def discover(
     )
 
 
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Agent YAML file, e.g. /etc/lineside/agent.yaml")],
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error", case_sensitive=False)
+    ] = "info",
+) -> None:
+    """Run the agent: read the PLCs, buffer every event, forward to the broker.
+
+    SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads the configuration (a file with
+    problems is rejected and logged, and the running configuration stays).
+    """
+    import logging
+
+    from edge_agent.runner import run_agent  # deferred: the full agent stack is heavy
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        err.print(f"--log-level: unknown level {log_level!r}; use debug, info, warning or error")
+        raise typer.Exit(EXIT_CONFIG)
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    for name in ("pymodbus", "asyncua"):  # their per-request chatter drowns the agent's
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    try:
+        run_agent(config)
+    except ConfigFileError as exc:
+        err.print(exc.report(str(config)), highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except EventBufferError as exc:
+        err.print(f"edge-agent: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    except HealthServerError as exc:
+        err.print(f"edge-agent: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
 def _quiet_libraries() -> None:
     """The result is printed; the protocol libraries' own retry chatter is noise here."""
     import logging
@@ -198,6 +242,9 @@ def _load_or_exit(config: Path) -> AgentConfig:
         err.print(exc.report(str(config)), highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from None
 
+
+app.add_typer(buffer_app, name="buffer")
+app.command("status")(agent_status)
 
 if __name__ == "__main__":
     app()

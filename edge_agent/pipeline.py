@@ -65,6 +65,13 @@ class EventPipeline:
             self._sink(events)
         return events
 
+    def on_drafts(self, drafts: dict[str, list[EventDraft]]) -> list[WireEvent]:
+        """Stamp and deliver drafts made outside the derivers (e.g. buffer.overflowed)."""
+        events = self._stamper.stamp_many(drafts)
+        if events:
+            self._sink(events)
+        return events
+
     def _derive(
         self, samples: dict[str, list[Sample]], drafts: dict[str, list[EventDraft]]
     ) -> None:

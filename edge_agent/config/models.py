@@ -23,6 +23,9 @@ from pydantic import (
 )
 from pydantic import Tag as UnionTag
 
+from edge_agent.buffer.config import BufferConfig
+from edge_agent.forward.config import MqttConfig
+from edge_agent.service.config import HealthConfig
 from lineside_protocol.states import CanonicalStateName
 
 Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -273,7 +276,20 @@ Address = Annotated[
 
 
 class Deadband(_Strict):
+    """The agent's own deadband for a process value (applied in derivation)."""
+
     type: Literal["absolute", "percent"] = Field(description="percent: of the last reported value")
+    value: float = Field(ge=0)
+
+
+class ServerDeadband(_Strict):
+    """An OPC UA DataChangeFilter the server applies before notifying the agent."""
+
+    type: Literal["absolute", "percent"] = Field(
+        description="percent: of the node's EURange (OPC UA PercentDeadband); a server "
+        "refuses it for a node without EURange, and the agent then subscribes without a "
+        "filter (logged once per tag) and relies on the tag's own deadband"
+    )
     value: float = Field(ge=0)
 
 
@@ -287,7 +303,9 @@ class SubscribeSampling(_Strict):
     sampling_interval_s: float = Field(1.0, ge=0, le=86400)
     publishing_interval_s: float = Field(1.0, gt=0, le=3600)
     queue_size: int = Field(1, ge=1, le=10000, description="Server-side queue per item")
-    deadband: Deadband | None = None
+    deadband: ServerDeadband | None = Field(
+        None, description="Server-side filter; see also the tag's own deadband"
+    )
 
 
 def _sampling_mode(value: object) -> str:
@@ -408,6 +426,18 @@ class AgentConfig(_Strict):
     agent: Agent
     connections: list[Connection] = Field(min_length=1)
     equipment: list[Equipment] = Field(min_length=1)
+    buffer: BufferConfig = Field(
+        default_factory=BufferConfig,
+        description="Store-and-forward buffer (SQLite) every event is committed to first",
+    )
+    mqtt: MqttConfig | None = Field(
+        None,
+        description="Broker the events are forwarded to; without it they stay in the buffer",
+    )
+    health: HealthConfig = Field(
+        default_factory=HealthConfig,
+        description="Local HTTP endpoint: /healthz, /readyz, /status, /metrics",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> AgentConfig:

@@ -35,8 +35,15 @@ TITLES = {
     "ModbusAddress": "equipment[].tags[].address (Modbus)",
     "PollSampling": "equipment[].tags[].sampling (mode: poll)",
     "SubscribeSampling": "equipment[].tags[].sampling (mode: subscribe)",
-    "Deadband": "deadband",
+    "Deadband": "equipment[].tags[].deadband",
+    "ServerDeadband": "equipment[].tags[].sampling.deadband (OPC UA, server-side)",
     "StateMap": "equipment[].tags[].state_map",
+    "BufferConfig": "buffer",
+    "MqttConfig": "mqtt",
+    "TlsConfig": "mqtt.tls",
+    "BatchConfig": "mqtt.batch",
+    "ReconnectConfig": "mqtt.reconnect",
+    "HealthConfig": "health",
 }
 
 

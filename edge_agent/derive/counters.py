@@ -127,7 +127,9 @@ class CounterTracker:
         good, scrap = self._split(parts)
         interval_start = self._last_at
         if self._pending <= 0:  # nothing held back: the next interval starts here
-            self._last_at = at
+            # Never backwards: counters carry their own source timestamps, and a counter
+            # that has not changed for a while (scrap) reads with an old one.
+            self._last_at = at if self._last_at is None else max(self._last_at, at)
         if good + scrap == 0:
             return None
         if interval_start is not None:

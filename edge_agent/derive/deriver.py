@@ -161,16 +161,23 @@ class Deriver:
         received = max(s.received_ts for s in states + reasons)
         return self._state.report(newest.event_time, received, self._orders.order_id)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The deriver's state as a plain JSON-able dict (persist it; see ``restore``)."""
-        return {
+    def snapshot(self, *, process_values: bool = True) -> dict[str, Any]:
+        """The deriver's state as a plain JSON-able dict (persist it; see ``restore``).
+
+        ``process_values=False`` leaves out the process values' reporting state: it is
+        most of the snapshot's size, and losing it only re-reports the next values.
+        State, order and counter baselines are what keep counts exact across restarts.
+        """
+        snapshot = {
             "version": SNAPSHOT_VERSION,
             "equipment": self.roles.equipment,
             "state": self._state.snapshot(),
             "orders": self._orders.snapshot(),
             "counters": self._counters.snapshot(),
-            "process_values": self._values.snapshot(),
         }
+        if process_values:
+            snapshot["process_values"] = self._values.snapshot()
+        return snapshot
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Continue from ``snapshot`` (taken by ``snapshot()``, possibly by an older run)."""
@@ -189,7 +196,7 @@ class Deriver:
             self._state.restore(snapshot["state"])
             self._orders.restore(snapshot["orders"])
             self._counters.restore(snapshot["counters"])
-            self._values.restore(snapshot["process_values"])
+            self._values.restore(snapshot.get("process_values", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(
                 f"equipment {self.roles.equipment!r}: damaged snapshot ({exc!r}); "

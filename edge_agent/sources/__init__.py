@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edge_agent.samples import ConnectionChange, Sample
+from edge_agent.status import DeviceStatus
 
 Emit = Callable[[list[Sample | ConnectionChange]], None]
 
@@ -15,3 +16,7 @@ class Source(Protocol):
     connection_id: str
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None: ...
+
+    def status(self) -> list[DeviceStatus]:
+        """Link state per device (cheap; called from the health server's thread)."""
+        ...

@@ -374,6 +374,18 @@ async def test_an_exception_response_fails_only_the_requests_covering_it(line3: 
         assert got.statuses("ghost.value")[:2] == ["ModbusException(11)", "ModbusException(11)"]
         assert got.statuses("ghost.value")[-1] == "DeviceUnavailable"
         assert source.device_state(1) == "closed"  # an answer with an exception is an answer
+        status = {device.device: device for device in source.status()}
+        assert set(status) == {"unit-1", "unit-2", "unit-9"}  # press-1, weld-1, the ghost
+        ghost, press = status["unit-9"], status["unit-1"]
+        assert (ghost.connected, ghost.breaker, ghost.values_total) == (False, "open", 0)
+        assert ghost.read_errors_total >= 2
+        assert ghost.last_error is not None
+        assert "ModbusException(11)" in ghost.last_error
+        assert (press.connected, press.breaker) == (True, "closed")
+        assert press.values_total > 0
+        assert press.read_errors_total > 0
+        assert press.last_round_trip_s is not None
+        assert 0 < press.last_round_trip_s < 5
 
         line3.face.faults.bad_tags.clear()
         mark = len(got.items)

@@ -61,6 +61,7 @@ from edge_agent.sources.modbus.planner import (
     next_tick,
     plan_reads,
 )
+from edge_agent.status import BreakerState, DeviceStatus
 
 log = logging.getLogger("lineside.agent.modbus")
 
@@ -159,6 +160,11 @@ class ModbusSource:
             for unit in sorted(self._unit_tags)
         }
         self._unavailable: set[int] = set()
+        self._unit_errors: dict[int, int] = dict.fromkeys(self._unit_tags, 0)
+        self._unit_values: dict[int, int] = dict.fromkeys(self._unit_tags, 0)
+        self._unit_last_error: dict[int, str | None] = dict.fromkeys(self._unit_tags)
+        self._last_round_trip_s: float | None = None
+        self._disconnect_reason: str | None = None
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._client: Client | None = None
         self._reported: bool | None = None  # last connection state emitted
@@ -170,6 +176,24 @@ class ModbusSource:
     def device_state(self, unit_id: int) -> str:
         """The unit's circuit breaker: ``closed``, ``open`` or ``half-open``."""
         return str(self._breakers[unit_id].current_state)
+
+    def status(self) -> list[DeviceStatus]:
+        """One entry per unit id (cheap; safe to call from another thread)."""
+        linked = self._reported is True
+        return [
+            DeviceStatus(
+                connection=self.connection_id,
+                device=f"unit-{unit}",
+                protocol="modbus",
+                connected=linked and unit not in self._unavailable,
+                breaker=_BREAKER_STATES.get(str(breaker.current_state), "closed"),
+                last_round_trip_s=self._last_round_trip_s,
+                read_errors_total=self._unit_errors[unit],
+                values_total=self._unit_values[unit],
+                last_error=self._unit_last_error[unit] if linked else self._disconnect_reason,
+            )
+            for unit, breaker in self._breakers.items()
+        ]
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; connection problems never end the loop."""
@@ -248,6 +272,7 @@ class ModbusSource:
         if self._reported is connected:
             return
         self._reported = connected
+        self._disconnect_reason = None if connected else detail
         emit([ConnectionChange(self.connection_id, connected, datetime.now(UTC), detail)])
         if connected:
             log.info("modbus connected connection=%s endpoint=%s", self.connection_id, detail)
@@ -345,6 +370,7 @@ class ModbusSource:
             await asyncio.sleep(gap_s)
         self._bytes_received = False
         self.stats.requests += 1
+        started = loop.time()
         try:
             read_function = getattr(client, _READ_FUNCTIONS[request.table])
             response = await read_function(
@@ -365,6 +391,7 @@ class ModbusSource:
             raise _DeviceSilent(STATUS_TIMEOUT) from exc
         finally:
             self._last_request_end = loop.time()
+        self._last_round_trip_s = self._last_request_end - started
         if response.isError() and response.exception_code in GATEWAY_CODES:
             raise _DeviceSilent(f"ModbusException({response.exception_code})")
         return response
@@ -380,6 +407,7 @@ class ModbusSource:
             self.stats.resets += 1
             raise _ConnectionProblem(f"garbled response ({request.describe()}): {exc}") from exc
         self.stats.values += len(values)
+        self._unit_values[request.unit_id] += len(values)
         if read.status != STATUS_GOOD:
             self._note_status(read, STATUS_GOOD)
         good = Quality.GOOD
@@ -389,6 +417,9 @@ class ModbusSource:
         )
 
     def _bad(self, read: _Read, status: str, batch: list[Item]) -> None:
+        unit = read.request.unit_id
+        self._unit_errors[unit] += 1
+        self._unit_last_error[unit] = f"{read.request.describe()}: {status}"
         if read.status != status:
             self._note_status(read, status)
         received = datetime.now(UTC)
@@ -422,6 +453,13 @@ class ModbusSource:
         elif state == pybreaker.STATE_CLOSED and unit in self._unavailable:
             self._unavailable.discard(unit)
             log.info("modbus device available connection=%s unit=%d", self.connection_id, unit)
+
+
+_BREAKER_STATES: dict[str, BreakerState] = {
+    pybreaker.STATE_CLOSED: "closed",
+    pybreaker.STATE_OPEN: "open",
+    pybreaker.STATE_HALF_OPEN: "half-open",
+}
 
 
 def _planned(tag_id: str, tag: Tag) -> PlannedTag:
