@@ -136,7 +136,10 @@ class OpcUaConnection(_Strict):
         5.0, gt=0, le=60, description="How often the server's CurrentTime is read"
     )
     max_nodes_per_read: int | None = Field(
-        None, ge=1, description="Default: the server's MaxNodesPerRead, else 500"
+        None,
+        ge=1,
+        description="Nodes per Read request (4 in flight); default 500, never more than "
+        "the server's MaxNodesPerRead",
     )
 
     @field_validator("endpoint")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -400,3 +401,31 @@ async def test_discover_renders_equipment_yaml_the_config_accepts(
     counters = [t for t in equipment.tags if t.counter_width is not None]
     assert len(counters) == 2
     assert {t.address for t in equipment.tags} == {v.address for v in found}
+
+
+async def test_the_breaker_opens_while_the_server_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    source = OpcUaSource(
+        connection(f"opc.tcp://127.0.0.1:{port}"),
+        [("total", tag("total", f"nsu={URI};s={BASE}.TotalCount"))],
+        AGENT_ID,
+        tmp_path / "agent",
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        breaker_fail_max=2,
+        breaker_reset_s=60,
+    )
+    assert source.status()[0].breaker == "closed"
+    out, stop = Collected(), asyncio.Event()
+    task = asyncio.create_task(source.run(out, stop))
+    try:
+        await wait_until(lambda: source.status()[0].breaker == "open", 10, message="open")
+        status = source.status()[0]
+        assert (status.connected, status.protocol, status.device) == (False, "opcua", "opcua")
+        assert status.last_error is not None
+        assert str(port) in status.last_error
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -13,7 +13,7 @@ from asyncua import ua
 from edge_agent.samples import ConnectionChange, Sample
 from edge_agent.sources.opcua.errors import SessionLostError
 from edge_agent.sources.opcua.points import TagPoint
-from edge_agent.sources.opcua.session import OpcUaSession
+from edge_agent.sources.opcua.session import OpcUaSession, read_parameters
 from edge_agent.sources.opcua.values import is_quarantine_status, sample_of, status_name
 
 log = logging.getLogger("lineside.agent.opcua")
@@ -42,7 +42,9 @@ class PollGroup:
         self._emit = emit
         self._on_quarantine = on_quarantine
         self._points: dict[str, TagPoint] = {}
-        self._chunks: list[list[TagPoint]] | None = None
+        # chunks with their Read parameters, built once: building ReadValueIds for every
+        # node of every poll cost about 8% of the agent's CPU
+        self._chunks: list[tuple[list[TagPoint], ua.ReadParameters]] | None = None
         self.skipped_ticks = 0
 
     def __len__(self) -> int:
@@ -81,13 +83,17 @@ class PollGroup:
         if self._chunks is None:
             points = list(self._points.values())
             size = self._session.max_nodes_per_read
-            self._chunks = [points[i : i + size] for i in range(0, len(points), size)]
+            chunks = [points[i : i + size] for i in range(0, len(points), size)]
+            self._chunks = [
+                (chunk, read_parameters([p.node_id for p in chunk]))  # type: ignore[misc]
+                for chunk in chunks
+            ]
         if self._chunks:
-            await asyncio.gather(*(self._read_chunk(chunk) for chunk in self._chunks))
+            await asyncio.gather(*(self._read_chunk(*chunk) for chunk in self._chunks))
 
-    async def _read_chunk(self, chunk: list[TagPoint]) -> None:
+    async def _read_chunk(self, chunk: list[TagPoint], params: ua.ReadParameters) -> None:
         try:
-            results = await self._session.read_values([p.node_id for p in chunk])  # type: ignore[misc]
+            results = await self._session.read(params)
         except (TimeoutError, OSError, ua.UaError) as exc:
             raise SessionLostError(
                 f"poll read of {len(chunk)} nodes failed: {type(exc).__name__} {exc}".rstrip()

@@ -125,12 +125,10 @@ class OpcUaSession:
         ``gated`` reads wait for one of READS_IN_FLIGHT slots; the watchdog's read does
         not, so that a busy poll cannot make a healthy server look silent.
         """
-        params = ua.ReadParameters()
-        params.TimestampsToReturn = ua.TimestampsToReturn.Both
-        params.NodesToRead = [
-            ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value)
-            for node_id in node_ids
-        ]
+        return await self.read(read_parameters(node_ids), gated=gated)
+
+    async def read(self, params: ua.ReadParameters, *, gated: bool = True) -> list[ua.DataValue]:
+        """One Read with prepared ``params`` (a poll group reuses them every poll)."""
         if not gated:
             return await self.client.uaclient.read(params)
         async with self.read_gate:
@@ -224,12 +222,25 @@ async def _read_server_facts(session: OpcUaSession) -> None:
     if not namespaces.StatusCode.is_good() or namespaces.Value is None:
         raise OpcUaSourceError(f"cannot read the NamespaceArray: {namespaces.StatusCode.name}")
     session.namespaces = list(namespaces.Value.Value)
-    session.max_nodes_per_read = session.config.max_nodes_per_read or _limit(
-        max_read, DEFAULT_MAX_NODES_PER_READ
-    )
+    # The server's limit is a ceiling, not a target: smaller Reads with several in
+    # flight let the server encode one while the agent decodes another (a 10,700-node
+    # poll: 18k values/s in two Reads of 5,350, more in chunks of 500).
+    server_max = _limit(max_read, 0)
+    wanted = session.config.max_nodes_per_read or DEFAULT_MAX_NODES_PER_READ
+    session.max_nodes_per_read = min(wanted, server_max) if server_max else wanted
     session.max_items_per_call = _limit(max_items, DEFAULT_MAX_ITEMS_PER_CALL)
     if start.StatusCode.is_good() and start.Value is not None:
         session.start_time = start.Value.Value
+
+
+def read_parameters(node_ids: Sequence[ua.NodeId]) -> ua.ReadParameters:
+    """A Read of the Value attribute of ``node_ids`` with source and server timestamps."""
+    params = ua.ReadParameters()
+    params.TimestampsToReturn = ua.TimestampsToReturn.Both
+    params.NodesToRead = [
+        ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value) for node_id in node_ids
+    ]
+    return params
 
 
 def _limit(data: ua.DataValue, default: int) -> int:

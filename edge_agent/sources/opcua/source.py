@@ -16,6 +16,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pybreaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from edge_agent.config.models import Connection, Tag
@@ -35,7 +36,7 @@ from edge_agent.sources.opcua.quarantine import Quarantine
 from edge_agent.sources.opcua.session import OpcUaSession, open_session
 from edge_agent.sources.opcua.session_run import SessionRun
 from edge_agent.sources.opcua.values import bad_sample, is_quarantine_status
-from edge_agent.status import DeviceStatus
+from edge_agent.status import BreakerState, DeviceStatus
 
 log = logging.getLogger("lineside.agent.opcua")
 
@@ -53,6 +54,8 @@ class OpcUaSource:
         quarantine_retry_s: float = 60.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 10.0,
+        breaker_fail_max: int = 5,
+        breaker_reset_s: float = 5.0,  # short: a returning server is resumed within 15 s
     ) -> None:
         if connection.opcua is None:
             raise OpcUaSourceError(f"connection {connection.id!r} is not an OPC UA connection")
@@ -63,6 +66,13 @@ class OpcUaSource:
         self.quarantine = Quarantine(quarantine_retry_s)
         self.last_error = ""
         self._backoff = (backoff_initial_s, backoff_max_s)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=breaker_fail_max,
+            reset_timeout=breaker_reset_s,
+            exclude=[asyncio.CancelledError],
+            throw_new_error_on_trip=False,
+            name=f"{connection.id}/opcua",
+        )
         self._connected: bool | None = None
         self.filter_refusals_logged: set[str] = set()
         self._points: dict[str, TagPoint] = {}
@@ -97,8 +107,8 @@ class OpcUaSource:
     def status(self) -> list[DeviceStatus]:
         """The connection's link state (cheap; safe to call from another thread).
 
-        OPC UA has no per-request breaker: while the server is unreachable the session
-        is re-established with jittered backoff, reported here as an open breaker.
+        The breaker guards opening a session (per-request failures end the session
+        and go through the same path).
         """
         connected = self._connected is True
         return [
@@ -107,7 +117,7 @@ class OpcUaSource:
                 device="opcua",
                 protocol="opcua",
                 connected=connected,
-                breaker="closed" if connected else "open",
+                breaker=_BREAKER_STATES.get(str(self.breaker.current_state), "closed"),
                 last_error=None if connected else (self.last_error or "not connected yet"),
             )
         ]
@@ -143,9 +153,14 @@ class OpcUaSource:
 
     async def _attempt(self, emit: Emit) -> SessionRun:
         try:
-            session = await open_session(
-                self.connection_id, self.config, self.agent_id, self.data_dir
-            )
+            # The breaker opens after repeated failures: attempts then fail fast (no
+            # socket, no TLS handshake) until its reset time, besides tenacity's backoff.
+            with self.breaker.calling():
+                session = await open_session(
+                    self.connection_id, self.config, self.agent_id, self.data_dir
+                )
+        except pybreaker.CircuitBreakerError:
+            raise
         except Exception as exc:
             self._disconnected(emit, f"cannot connect to {self.config.endpoint}: {describe(exc)}")
             raise
@@ -164,7 +179,9 @@ class OpcUaSource:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait_s = state.next_action.sleep if state.next_action is not None else 0.0
         level = logging.WARNING
-        if exc is not None and (
+        if isinstance(exc, pybreaker.CircuitBreakerError):
+            level = logging.DEBUG  # the failures that opened it were logged
+        elif exc is not None and (
             isinstance(exc, ServerTrustError | LoginRejectedError)
             or not isinstance(exc, EXPECTED_FAILURES)
         ):
@@ -252,3 +269,10 @@ class OpcUaSource:
 
     def active_points(self) -> list[TagPoint]:
         return [p for p in self._points.values() if p.key not in self.quarantine]
+
+
+_BREAKER_STATES: dict[str, BreakerState] = {
+    pybreaker.STATE_CLOSED: "closed",
+    pybreaker.STATE_OPEN: "open",
+    pybreaker.STATE_HALF_OPEN: "half-open",
+}
