@@ -163,12 +163,16 @@ class AgentService:
         self.generation: Generation | None = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        self._buffer: EventBuffer | None = None
 
     def status(self) -> AgentStatus:
         """For the health server's threads: the running generation's status."""
         generation = self.generation
-        if generation is None:
-            return AgentStatus(self.config.agent.id, self.version, "", self.started_at)
+        if generation is None:  # starting: the buffer is open, the sources not yet
+            buffer = self._buffer.status() if self._buffer is not None else None
+            return AgentStatus(
+                self.config.agent.id, self.version, "", self.started_at, buffer=buffer
+            )
         return generation.status(self.started_at)
 
     def request_stop(self) -> None:
@@ -180,6 +184,7 @@ class AgentService:
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         buffer = EventBuffer.open(self.config.buffer, self.config.agent.data_dir / "buffer.db")
+        self._buffer = buffer
         heartbeat = LoopHeartbeat()
         heartbeat.start()
         health = HealthServer(self.config.health, self.status, heartbeat)

@@ -231,3 +231,59 @@ def by_time(event: dict[str, Any]) -> tuple[str, str, int]:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.timeout(300)
+def test_broker_outage_with_a_plc_hang_and_a_corrupt_buffer_lose_nothing(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The agent starts on a damaged buffer file (moved aside), then the broker dies for
+    20 s while a PLC hangs for 5 s: everything captured arrives, replayed events are
+    marked historical, and the counts equal the ground truth."""
+    sim = SimProcess(tmp_path / "sim", "--speed", "600", "--start", "2026-11-30T04:00:00+01:00")
+    document = line3_agent_config(tmp_path, sim, broker.port)
+    config = write_config(tmp_path / "agent.yaml", document)
+    damaged = tmp_path / "agent" / "buffer.db"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"this is not a database" * 1000)
+    agent = AgentProcess(config, tmp_path / "agent.log")
+    try:
+        with ConfirmingConsumer(broker.port) as consumer:
+            agent.start()
+            wait_for(agent.ready, 30, "readiness")
+            assert agent.status()["buffer"]["quarantined_files_total"] == 1
+            assert list(damaged.parent.glob("buffer.db.corrupt-*"))
+            wait_for(lambda: len(events_of(consumer)) > 50, 60, "events before the outage")
+
+            broker.stop()
+            wait_for(lambda: not agent.status()["forwarder"]["connected"], 30, "link down")
+            depth = agent.status()["buffer"]["depth_events"]
+            hang = sim.fault("hang", "5s")
+            assert hang.returncode == 0, hang.stderr
+            wait_for(
+                lambda: agent.status()["buffer"]["depth_events"] > depth + 20,
+                30,
+                "events buffered during the outage",
+            )
+            time.sleep(15)  # the outage itself: 20 s in all
+            broker.start()
+
+            wait_for(lambda: all(m["ended"] for m in sim.status()["machines"]), 120, "the end")
+            final = {m["name"]: m for m in sim.status()["machines"]}
+            expected = {
+                name: Counter(good=final[name]["good"], scrap=final[name]["scrap"])
+                for name in EQUIPMENT
+            }
+            with contextlib.suppress(AssertionError):  # compared below, with the difference
+                wait_for(lambda: counted(events_of(consumer)) == expected, 60, "final counts")
+            events = events_of(consumer)
+            assert_no_gaps(events)
+            assert counted(events) == expected
+            assert sum(1 for e in events if e["historical"]) > 20
+            assert agent.stop() == 0
+        assert "Traceback" not in agent.log_text()
+    finally:
+        if agent.proc is not None and agent.proc.poll() is None:
+            agent.kill()
+        sim.stop()
+    assert counted(events) == truth_counts(sim)
