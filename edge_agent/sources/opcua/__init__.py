@@ -5,6 +5,7 @@
 :func:`render_equipment_yaml` turns what it found into agent configuration.
 """
 
+from edge_agent.sources.opcua import _speedups
 from edge_agent.sources.opcua.discover import DiscoveredVariable, discover, render_equipment_yaml
 from edge_agent.sources.opcua.errors import (
     LoginRejectedError,
@@ -17,6 +18,8 @@ from edge_agent.sources.opcua.errors import (
 from edge_agent.sources.opcua.pki import application_uri, fingerprint
 from edge_agent.sources.opcua.session import OpcUaSession, open_session
 from edge_agent.sources.opcua.source import OpcUaSource
+
+_speedups.install()
 
 __all__ = [
     "DiscoveredVariable",
