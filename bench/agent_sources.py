@@ -196,7 +196,7 @@ def run(
             )
             config_path = Path(tmp) / "agent.yaml"
             with config_path.open("w") as out:
-                YAML().dump(config.model_dump(mode="json", exclude_none=True), out)
+                YAML().dump(config.model_dump(mode="json", exclude_defaults=True), out)
             tag_count = sum(len(e.tags) for e in config.equipment)
             print(
                 f"{protocol}: {tag_count:,} tags on {len(config.equipment)} machines in"

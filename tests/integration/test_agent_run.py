@@ -77,6 +77,12 @@ def test_run_forwards_every_equipment_and_stops_cleanly(tmp_path: Path, broker: 
             assert {d["connection"] for d in status["devices"]} == {"line2-opcua", "pack-modbus"}
             assert all(d["connected"] for d in status["devices"])
             assert status["forwarder"]["connected"] is True
+
+            def round_trips_known() -> bool:
+                devices = agent.status()["devices"]
+                return all(d["last_round_trip_s"] is not None for d in devices)
+
+            wait_for(round_trips_known, 20, "a round trip to every PLC (OPC UA: the watchdog)")
             wait_for(
                 lambda: agent.status()["forwarder"]["confirmed_events_total"] > 0,
                 30,

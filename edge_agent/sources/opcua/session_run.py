@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +136,9 @@ class SessionRun:
         interval_s = config.watchdog_interval_s
         while True:
             await asyncio.sleep(interval_s)
+            started = time.monotonic()
             await self.session.check_alive(min(config.timeout_s, interval_s))
+            self.source.last_round_trip_s = time.monotonic() - started
 
     async def _maintain(self) -> None:
         """Retry quarantined tags when due; delete monitored items of quarantined tags."""

@@ -65,6 +65,8 @@ class OpcUaSource:
         self.data_dir = data_dir
         self.quarantine = Quarantine(quarantine_retry_s)
         self.last_error = ""
+        self.last_round_trip_s: float | None = None
+        """Duration of the watchdog's last Read of the server's clock."""
         self._backoff = (backoff_initial_s, backoff_max_s)
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=breaker_fail_max,
@@ -118,6 +120,7 @@ class OpcUaSource:
                 protocol="opcua",
                 connected=connected,
                 breaker=_BREAKER_STATES.get(str(self.breaker.current_state), "closed"),
+                last_round_trip_s=self.last_round_trip_s,
                 last_error=None if connected else (self.last_error or "not connected yet"),
             )
         ]
