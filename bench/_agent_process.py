@@ -27,6 +27,7 @@ from edge_agent.pipeline import CoalescingIntake, EventPipeline
 from edge_agent.samples import Sample
 from edge_agent.sequences import SequenceCounter
 from edge_agent.sources.factory import build_source
+from lineside_common.gctune import settle_long_lived_objects
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -65,6 +66,7 @@ async def run(config_path: str, seconds: float, warmup_s: float) -> None:
         for connection_id, tags in tags_of.items()
     ]
     flusher = asyncio.create_task(intake.run(stop))
+    settle_long_lived_objects()  # as edge-agent run does once its parts are built
     print(
         f"agent: {tag_count:,} tags over {len(tags_of)} connection(s), config loaded in"
         f" {time.monotonic() - started:.1f} s, RSS {rss_mb():.0f} MB; warming up {warmup_s:.0f} s",

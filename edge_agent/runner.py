@@ -38,6 +38,7 @@ from edge_agent.sources import Source
 from edge_agent.sources.factory import build_source
 from edge_agent.stamp import WireEvent
 from edge_agent.status import AgentStatus
+from lineside_common.gctune import settle_long_lived_objects
 from lineside_common.yamlconfig import ConfigFileError
 
 log = logging.getLogger("lineside.agent")
@@ -196,6 +197,7 @@ class AgentService:
             generation = self._new_generation(self.config, buffer, buffer.next_sequences())
             generation.restore(buffer.load_snapshots())
             self._start(generation, buffer)
+            settle_long_lived_objects()  # configuration, derivers, clients: built to last
             notifier.ready(self._summary(generation))
             await self._serve(buffer, notifier)
         finally:

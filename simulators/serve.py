@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from lineside_common.gctune import settle_long_lived_objects
 from simulators.errors import ScenarioError
 from simulators.faults.commands import FaultCommand
 from simulators.faults.control_api import build_control_app
@@ -134,13 +134,7 @@ async def start_simulator(scenario: Scenario, options: ServeOptions) -> RunningS
     for face in faces:
         await face.start()
         sim.subscribe(face.apply)
-    # The address space is large and long-lived: keep the collector from walking it on
-    # every cycle (it caused step pauses of 0.2-0.5 s with 10k OPC UA nodes).
-    gc.collect()
-    gc.freeze()
-    # ~20k short-lived objects per simulated second under load: collect young objects
-    # less often (measured: 10% less CPU with the 100-machine scenario).
-    gc.set_threshold(50_000, 50, 100)
+    settle_long_lived_objects()  # the address space is large and long-lived
     controller = FaultController(sim, faces)
     stop_event = asyncio.Event()
     running = RunningSimulator(sim, faces, controller, truth_path, None, stop_event)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:9108"
 EXIT_READY, EXIT_NOT_READY, EXIT_UNREACHABLE = 0, 1, 2
@@ -36,6 +38,8 @@ def status(
     """Show the running agent's devices, buffer and forwarder; exit 0 when ready."""
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
+    import httpx  # here, not at import: `edge-agent run` shares this module's CLI
+
     base = url.rstrip("/")
     try:
         with httpx.Client(base_url=base, timeout=timeout) as client:
@@ -77,6 +81,8 @@ def print_status(out: Console, status: dict[str, Any], verdict: dict[str, Any]) 
 
 
 def _get_json(client: httpx.Client, path: str, base: str) -> dict[str, Any]:
+    import httpx
+
     where = base.split("://", 1)[-1]
     try:
         response = client.get(path)
