@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from edge_agent.buffer import BufferConfig, EventBuffer  # noqa: E402
 from edge_agent.forward import Forwarder, MqttConfig  # noqa: E402
+from lineside_common.gctune import settle_long_lived_objects  # noqa: E402
 from lineside_protocol import new_event_id  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -337,6 +338,7 @@ def main() -> None:
                 f"filled {args.events:,} events ({size / args.events:.0f} bytes each, "
                 f"{args.equipment} equipment) in {took:.1f} s; draining to {args.host}:{args.port}"
             )
+            settle_long_lived_objects()  # as edge-agent run does once its parts are built
             asyncio.run(drain(args, buffer, paths, agent_id))
             status_topic = f"lineside/v1/{enterprise}/plant-1/_agents/{agent_id}/status"
             clear_retained(args.host, args.port, status_topic)

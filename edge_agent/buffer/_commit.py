@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 
+from edge_agent.buffer._deletes import contiguous_runs
+from edge_agent.buffer._sizes import RowSizes
 from edge_agent.buffer._store import UPSERT_DROPPED, UPSERT_SEQUENCE
 from edge_agent.buffer.records import DropTally
 
@@ -28,10 +32,18 @@ UPSERT_SNAPSHOT = (
     "INSERT INTO snapshots (equipment, body, saved_ms) VALUES (?, ?, ?) "
     "ON CONFLICT(equipment) DO UPDATE SET body = excluded.body, saved_ms = excluded.saved_ms"
 )
-# json_each takes any number of ids in one statement; RETURNING gives the sizes of the
-# rows that really went (an id acknowledged twice is not subtracted twice)
-DELETE_IDS = "DELETE FROM events WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING size"
+# Deletes count the rows and bytes that really go first (an id acknowledged twice, or
+# already dropped by a bound, is not subtracted twice), then delete: two statements that
+# each run to the end in one step, rather than RETURNING one row per step (and per GIL
+# hand-over). Runs of consecutive rowids go as ranges, other ids as one json_each list.
+COUNT_RANGE = "SELECT count(*), coalesce(sum(size), 0) FROM events WHERE rowid BETWEEN ? AND ?"
+DELETE_RANGE = "DELETE FROM events WHERE rowid BETWEEN ? AND ?"
+_IN_IDS = "rowid IN (SELECT value FROM json_each(?))"
+COUNT_IDS = f"SELECT count(*), coalesce(sum(size), 0) FROM events WHERE {_IN_IDS}"
+DELETE_IDS = f"DELETE FROM events WHERE {_IN_IDS}"
 DELETE_CHUNK = 20_000
+RANGE_MIN_ROWS = 8
+"""Shorter runs of consecutive rowids are deleted through the id list."""
 DROP_SCAN = "SELECT rowid, equipment, seq, event_time, size, captured_ms FROM events ORDER BY rowid"
 
 
@@ -155,14 +167,45 @@ def save_snapshots(conn: sqlite3.Connection, snapshots: Mapping[str, Any], saved
 
 
 def delete(conn: sqlite3.Connection, rowids: Sequence[int]) -> tuple[int, int]:
-    """Delete ``rowids`` (acknowledged events); returns (rows deleted, bytes freed)."""
+    """Delete ``rowids`` (acknowledged events); returns (rows deleted, bytes freed).
+
+    Ids that are not in the buffer (deleted before, dropped, unknown) are ignored.
+    """
+    runs, singles = contiguous_runs(rowids, RANGE_MIN_ROWS)
     count = freed = 0
-    for start in range(0, len(rowids), DELETE_CHUNK):
-        chunk = orjson.dumps(list(rowids[start : start + DELETE_CHUNK]))
-        sizes = conn.execute(DELETE_IDS, (chunk,)).fetchall()
-        count += len(sizes)
-        freed += sum(size for (size,) in sizes)
+    for first, last in runs:
+        rows, size = conn.execute(COUNT_RANGE, (first, last)).fetchone()
+        if rows:
+            conn.execute(DELETE_RANGE, (first, last))
+            count, freed = count + rows, freed + size
+    for start in range(0, len(singles), DELETE_CHUNK):
+        chunk = orjson.dumps(singles[start : start + DELETE_CHUNK])
+        rows, size = conn.execute(COUNT_IDS, (chunk,)).fetchone()
+        if rows:
+            conn.execute(DELETE_IDS, (chunk,))
+            count, freed = count + rows, freed + size
     return count, freed
+
+
+def delete_held(
+    conn: sqlite3.Connection, rowids: Sequence[int], sizes: RowSizes
+) -> tuple[int, int, Callable[[], None]]:
+    """Delete ``rowids``; returns (rows deleted, bytes freed, what to call after COMMIT).
+
+    Rows this process committed are counted from ``sizes`` (no SQL read); older rows
+    through :func:`delete`. The returned callback updates ``sizes`` once committed.
+    """
+    ordered = sorted(rowids)
+    cut = bisect_left(ordered, sizes.base)
+    count, freed = delete(conn, ordered[:cut]) if cut else (0, 0)
+    runs, singles = contiguous_runs(ordered[cut:], RANGE_MIN_ROWS)
+    rows, size = sizes.measure(runs, singles)
+    if rows:
+        for first, last in runs:
+            conn.execute(DELETE_RANGE, (first, last))
+        for start in range(0, len(singles), DELETE_CHUNK):
+            conn.execute(DELETE_IDS, (orjson.dumps(singles[start : start + DELETE_CHUNK]),))
+    return count + rows, freed + size, partial(sizes.forget, runs, singles)
 
 
 @dataclass(slots=True)
@@ -170,6 +213,8 @@ class Dropped:
     tally: DropTally
     events: int = 0
     bytes: int = 0
+    last_rowid: int | None = None
+    """The newest dropped rowid: every row up to it is gone."""
 
 
 def drop_oldest_bytes(conn: sqlite3.Connection, free_bytes: int) -> Dropped:
@@ -178,6 +223,7 @@ def drop_oldest_bytes(conn: sqlite3.Connection, free_bytes: int) -> Dropped:
     last = _scan_oldest(conn, dropped, lambda size, _captured: dropped.bytes >= free_bytes)
     if last is not None:
         conn.execute("DELETE FROM events WHERE rowid <= ?", (last,))
+    dropped.last_rowid = last
     return dropped
 
 
@@ -191,6 +237,7 @@ def drop_older_than(conn: sqlite3.Connection, cutoff_ms: int) -> Dropped:
     last = _scan_oldest(conn, dropped, lambda _size, captured: captured >= cutoff_ms, before=True)
     if last is not None:
         conn.execute("DELETE FROM events WHERE rowid <= ?", (last,))
+    dropped.last_rowid = last
     return dropped
 
 

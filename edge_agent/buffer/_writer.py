@@ -6,6 +6,10 @@ microsecond. The writer waits until the oldest queued entry is ``commit_interval
 old or ``commit_max_events`` are queued (or a flush is asked for), then commits every
 whole entry up to that many events in one transaction (see ``_commit``).
 
+Deletes of delivered events are held for up to ``_deletes.DELETE_DELAY_S`` and then
+applied in chunks, as ranges of consecutive rowids (see ``_deletes``); ``flush``,
+``stop`` and the bounds apply all of them at once.
+
 A commit that fails (disk full, I/O error) is retried with backoff; meanwhile the
 queue holds at most ``MAX_QUEUED_EVENTS`` and drops its oldest entries beyond that, so
 a dead disk costs events, not the agent.
@@ -21,9 +25,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from edge_agent.buffer import _commit
+from edge_agent.buffer._deletes import HeldDeletes
+from edge_agent.buffer._sizes import RowSizes
 from edge_agent.buffer.config import BufferConfig
 from edge_agent.buffer.records import DroppedRange, DropTally
 
@@ -93,6 +101,7 @@ class Writer:
         self._first_queued_at = 0.0
         self._tickets = 0  # entries ever enqueued
         self._finished = 0  # entries committed (or given up on), always a prefix
+        self._settled = 0  # prefix of _finished whose deletes are applied, not just held
         self._flush_to = 0
         self._stopping = False
         self._next_housekeeping = 0.0
@@ -100,6 +109,8 @@ class Writer:
         self._carry_snapshots: dict[str, Any] = {}
         self._carry_rowids: list[int] = []
         self._carry_tallies: list[DropTally] = []
+        self._held = HeldDeletes()  # writer thread only
+        self._sizes = RowSizes(state.next_rowid)  # of the rows this writer commits
         self._queue_drops: list[DroppedRange] = []  # to report once the lock is released
         self._failures = 0
         self._thread = threading.Thread(target=self._run, name="buffer-writer", daemon=True)
@@ -126,14 +137,15 @@ class Writer:
                 self._wakeup.notify()
 
     def flush(self, timeout_s: float) -> bool:
-        """Wait until every entry queued before the call is committed; False on timeout."""
+        """Wait until every entry queued before the call is committed (held deletes
+        applied too); False on timeout."""
         with self._lock:
             target = self._tickets
-            if self._finished >= target:
+            if self._settled >= target:
                 return True
             self._flush_to = max(self._flush_to, target)
             self._wakeup.notify()
-            return self._done.wait_for(lambda: self._finished >= target, timeout_s)
+            return self._done.wait_for(lambda: self._settled >= target, timeout_s)
 
     def stop(self, timeout_s: float) -> bool:
         """Commit what is queued, then end the thread; False if it did not end in time."""
@@ -150,26 +162,31 @@ class Writer:
             with self._lock:
                 entries = self._wait_for_work()
                 dropped, self._queue_drops = self._queue_drops, []
+                settle = self._stopping or self._flush_to > self._settled
             if dropped:  # callbacks run outside the lock: they may submit
                 self._safe_report(Outcome(dropped=dropped))
             if entries is None:
                 return
-            self._process(entries)
+            self._process(entries, settle)
 
     def _wait_for_work(self) -> list[Entry] | None:
         """Entries to commit now (``[]``: housekeeping only); None when stopped and drained."""
         while True:
             now = time.monotonic()
+            held = self._held
             if self._queue:
                 due = self._first_queued_at + self._interval_s
                 if (
                     self._stopping
                     or now >= due
                     or self._queued_events >= self._max_events
-                    or self._flush_to > self._finished
+                    or self._flush_to > self._settled
+                    or held.is_due(now)
                 ):
                     return self._take()
                 timeout = due - now
+            elif held and (self._stopping or self._flush_to > self._settled or held.is_due(now)):
+                return []  # apply the held deletes
             elif self._stopping:
                 return None
             elif now >= self._next_housekeeping:
@@ -177,7 +194,10 @@ class Writer:
                 return []
             else:
                 timeout = self._next_housekeeping - now
-            self._wakeup.wait(timeout)
+            held_due = held.due_at()
+            if held_due is not None:
+                timeout = min(timeout, held_due - now)
+            self._wakeup.wait(max(0.0, timeout))
 
     def _take(self) -> list[Entry]:
         if self._queued_events > MAX_QUEUED_EVENTS:
@@ -208,8 +228,7 @@ class Writer:
                 with contextlib.suppress(KeyError, TypeError):
                     tally.add(event["equipment"]["equipment"], event["seq"], event["event_time"])
             self._queued_events -= len(entry.events or ())
-        self._finished += given_up
-        self._done.notify_all()
+        self._advance(given_up)
         if tally:
             self._carry_tallies.append(tally)
             counts = tally.counts()
@@ -223,10 +242,17 @@ class Writer:
             )
             self._queue_drops += tally.ranges()
 
-    def _process(self, entries: list[Entry]) -> None:
+    def _advance(self, entries: int) -> None:
+        """``entries`` more are done (call with the lock held)."""
+        self._finished += entries
+        if not self._held:
+            self._settled = self._finished
+        self._done.notify_all()
+
+    def _process(self, entries: list[Entry], settle: bool) -> None:
         started = time.perf_counter()
         try:
-            outcome = self._commit(entries)
+            outcome = self._commit(entries, settle)
         except Exception as error:  # a dead writer would stop capture silently: retry
             self._failed(entries, error)
             return
@@ -237,8 +263,7 @@ class Writer:
             log.warning("event=buffer_commits_resumed failed_attempts=%d", self._failures)
             self._failures = 0
         with self._lock:
-            self._finished += len(entries)
-            self._done.notify_all()
+            self._advance(len(entries))
         self._safe_report(outcome)
 
     def _failed(self, entries: list[Entry], error: Exception) -> None:
@@ -256,10 +281,12 @@ class Writer:
             if self._stopping:
                 lost = sum(len(e.events or ()) for e in entries) + self._queued_events
                 log.error("event=buffer_events_lost_at_close events=%d error=%r", lost, str(error))
-                self._finished += len(entries) + len(self._queue)
+                # the held deletes are lost too: those events are sent again after a restart
+                self._held.clear()
+                given_up = len(entries) + len(self._queue)
                 self._queue.clear()
                 self._queued_events = 0
-                self._done.notify_all()
+                self._advance(given_up)
                 return
             self._queue.extendleft(reversed(entries))
             self._queued_events += sum(len(e.events or ()) for e in entries)
@@ -268,29 +295,37 @@ class Writer:
             while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
                 self._wakeup.wait(remaining)
 
-    def _commit(self, entries: list[Entry]) -> Outcome:
+    def _commit(self, entries: list[Entry], settle: bool) -> Outcome:
+        """One transaction; ``settle``: apply the held deletes whether due or not."""
         state = self.state
         captured_ms = int(time.time() * 1000)
         cutoff_ms = captured_ms - self._max_age_ms
-        carried = bool(self._carry_snapshots or self._carry_rowids or self._carry_tallies)
-        age_due = state.oldest_captured_ms is not None and state.oldest_captured_ms < cutoff_ms
-        if not entries and not carried and not age_due:
-            return Outcome()
+        now = time.monotonic()
         encoded = _commit.encode(
             (e.events for e in entries if e.events), state.next_rowid, captured_ms
         )
+        held = self._held
+        savepoint = held.savepoint()
+        held.hold(chain(self._carry_rowids, *(e.rowids for e in entries if e.rowids)), now)
+        carried = bool(self._carry_snapshots or self._carry_tallies)
+        age_due = state.oldest_captured_ms is not None and state.oldest_captured_ms < cutoff_ms
+        over = state.bytes + encoded.bytes > self._max_bytes
+        # the bounds must not count (or drop) events that were already delivered
+        rowids = held.take(now, everything=settle or age_due or over) if held else []
+        writing = carried or any(e.events or e.snapshots for e in entries)
+        if not (writing or rowids or age_due or over):
+            self._carry_rowids = []  # held now
+            return Outcome()
         snapshots = dict(self._carry_snapshots)
-        rowids = list(self._carry_rowids)
         for entry in entries:
             if entry.snapshots:
                 snapshots.update(entry.snapshots)
-            if entry.rowids:
-                rowids.extend(entry.rowids)
         conn = self.conn
         events, nbytes, oldest = state.events, state.bytes, state.oldest_captured_ms
+        forget: Callable[[], None] = _nothing
         drops: list[_commit.Dropped] = []
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")
             _commit.insert(conn, encoded)
             if snapshots:
                 _commit.save_snapshots(conn, snapshots, captured_ms)
@@ -299,7 +334,7 @@ class Writer:
             if oldest is None and encoded.rows:
                 oldest = captured_ms
             if rowids:
-                deleted, freed = _commit.delete(conn, rowids)
+                deleted, freed, forget = _commit.delete_held(conn, rowids, self._sizes)
                 events, nbytes = events - deleted, nbytes - freed
                 oldest = _commit.oldest_captured_ms(conn)
             if nbytes > self._max_bytes:
@@ -316,10 +351,17 @@ class Writer:
                 _commit.record_drops(conn, tallies)
             conn.execute("COMMIT")
         except BaseException:
+            held.restore(savepoint)  # the entries are queued again, with their rowids
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
         self._carry_snapshots, self._carry_rowids, self._carry_tallies = {}, [], []
+        sizes = self._sizes  # in the order of the transaction: inserts, deletes, drops
+        if encoded.rows:
+            sizes.added(encoded.rows[0][0], map(itemgetter(6), encoded.rows))
+        forget()
+        for dropped in drops:
+            sizes.forget_through(dropped.last_rowid)
         if encoded.rows:
             state.next_rowid = encoded.rows[-1][0] + 1
         state.events, state.bytes, state.oldest_captured_ms = events, nbytes, oldest
@@ -351,3 +393,7 @@ class Writer:
             self._report(outcome)
         except Exception:  # a listener's bug must not stop the writer
             log.exception("event=buffer_listener_failed")
+
+
+def _nothing() -> None:
+    pass

@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,6 +56,8 @@ READ_AFTER = (
     "SELECT rowid, equipment, seq, captured_ms, body FROM events WHERE rowid > ? "
     "ORDER BY rowid LIMIT ?"
 )
+# the rows already have BufferedEvent's fields in order: skip _make's Python frame
+_as_event = partial(tuple.__new__, BufferedEvent)
 CLOSE_TIMEOUT_S = 30.0
 MAX_UNDELIVERED_RANGES = 10_000
 
@@ -162,10 +165,12 @@ class EventBuffer:
             raise EventBufferError(f"buffer {self.path}: {error}; submit before close()") from None
 
     def delete(self, rowids: Sequence[int]) -> None:
-        """Queue the deletion of delivered events; applied by the next group commit.
+        """Queue the deletion of delivered events; applied within about half a second.
 
-        A delete lost in a crash only means those events are sent again (duplicates are
-        harmless: the collector stores each event id once).
+        The writer holds deletes briefly so that the rows of many confirmed batches go
+        together, as ranges (see ``_deletes``); :meth:`flush`, :meth:`close` and the
+        bounds apply them at once. A delete lost in a crash only means those events are
+        sent again (duplicates are harmless: the collector stores each event id once).
         """
         if rowids:
             self._writer.enqueue(Entry(rowids=list(rowids)))
@@ -189,7 +194,7 @@ class EventBuffer:
         """Up to ``limit`` committed events with a rowid above ``rowid``, oldest first."""
         with self._read_lock:
             rows = self._reader.execute(READ_AFTER, (rowid, limit)).fetchall()
-        return [BufferedEvent(*row) for row in rows]
+        return list(map(_as_event, rows))
 
     def first_rowid(self) -> int:
         """The oldest committed rowid, 0 when the buffer is empty."""
@@ -206,7 +211,7 @@ class EventBuffer:
     # -- status and shutdown --------------------------------------------------------------
 
     def status(self) -> BufferStatus:
-        """Totals kept in memory by the writer: no table scan."""
+        """Totals kept in memory by the writer: no table scan (deletes show once applied)."""
         state = self._writer.state
         oldest = state.oldest_captured_ms
         return BufferStatus(

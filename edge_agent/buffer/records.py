@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 DropReason = Literal["max_bytes", "max_age"]
 
 
-@dataclass(frozen=True, slots=True)
-class BufferedEvent:
-    """One committed event as the forwarder reads it."""
+class BufferedEvent(NamedTuple):
+    """One committed event as the forwarder reads it.
+
+    A NamedTuple rather than a dataclass: a backlog drain reads every event once, and a
+    tuple built straight from the SQLite row costs a fraction of a dataclass instance.
+    """
 
     rowid: int
     """Position in the buffer; ascending in commit order, never reused by one file."""

@@ -36,6 +36,10 @@ log = logging.getLogger("lineside.agent.mqtt")
 LIVE_READ_LIMIT = 5_000
 BACKLOG_READ_LIMIT = 5_000
 BACKLOG_OPEN_MAX = 50_000  # backlog events grouped in memory (~25 MB), waiting to fill batches
+# Read-ahead bound (open + sealed, not yet published). Batches of many equipment fill
+# together (100 equipment x 500 events: every 50,000 rows), so the reads of the next
+# wave must go on while the sealed one is published, or the window runs dry meanwhile.
+BACKLOG_AHEAD_MAX = BACKLOG_OPEN_MAX + 2 * BACKLOG_READ_LIMIT
 BACKLOG_TAIL_MAX_AGE_S = 1.0  # a backlog batch waits at most this long for more events
 PUBLISH_RETRY_S = 1.0  # paho did not take a publish (queue full): try again after this
 READ_RETRY_S = 1.0  # a buffer read failed: try again after this
@@ -167,7 +171,7 @@ class Delivery:
         return (
             self._reading is None
             and bool(self.ranges)
-            and self.backlog.ready_events < BACKLOG_READ_LIMIT
+            and self.backlog.pending_events < BACKLOG_AHEAD_MAX
         )
 
     def _backlog_read_done(self, limit: int, reading: asyncio.Future) -> None:

@@ -33,6 +33,7 @@ from edge_agent.forward.config import MqttConfig
 from edge_agent.forward.delivery import Delivery
 from edge_agent.forward.errors import BrokerConnectError
 from edge_agent.status import BreakerState, ForwarderStatus
+from lineside_common.malloctune import keep_large_buffers_in_heap
 from lineside_protocol import (
     AgentPresence,
     AgentStatusMessage,
@@ -107,6 +108,7 @@ class Forwarder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until ``stop`` is set, then stop gracefully (bounded by stop_timeout_s)."""
+        keep_large_buffers_in_heap()  # batch messages are ~250 KB each: no mmap per message
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._buffer.add_commit_listener(self._on_commit)
@@ -256,10 +258,19 @@ class Forwarder:
         self._wake_up()
 
     async def _sleep_until(self, wake_at: float) -> None:
-        assert self._wake is not None
-        timeout = max(0.0, wake_at - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        """Sleep until woken or ``wake_at``. A timer that sets the wake-up event, rather
+        than ``asyncio.wait_for``: no task per round (a drain sleeps several times per
+        batch)."""
+        wake, loop = self._wake, self._loop
+        assert wake is not None
+        assert loop is not None
+        if wake.is_set():
+            return
+        timer = loop.call_later(max(0.0, wake_at - time.monotonic()), wake.set)
+        try:
+            await wake.wait()
+        finally:
+            timer.cancel()
 
     async def _wait_for(self, done: Callable[[], bool], deadline: float) -> bool:
         """Sleep on wake-ups until ``done()`` or the deadline; returns ``done()``."""

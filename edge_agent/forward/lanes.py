@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter, contains
 
 from edge_agent.forward.batching import Target, Targets, event_cost
 from edge_agent.forward.buffer_api import BufferedEventLike
 from lineside_protocol import MAX_BATCH_BYTES
+
+_body = attrgetter("body")
+_EQUIPMENT_KEY = b'"equipment":'
+_rowid = attrgetter("rowid")
 
 
 @dataclass(slots=True)
@@ -44,7 +50,10 @@ class Lane:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._targets = targets
+        self._extra = event_cost(b"", historical)  # bytes an event adds besides its body
+        self._marker_at: dict[Target, int] = {}  # where the marker was in the last body
         self._open: dict[Target, _OpenBatch] = {}
+        self._opened_at = float("-inf")  # when the newest open batch was opened
         self.ready: deque[SealedBatch] = deque()
         self.open_events = 0
         self.ready_events = 0
@@ -59,47 +68,107 @@ class Lane:
 
         An event is unsendable when its equipment path cannot name a topic or when a
         batch of it alone would exceed the protocol's 1 MiB limit. This is the hot path
-        of a backlog drain (every event passes here), hence the local variables.
+        of a backlog drain (every event passes here): events are grouped per equipment
+        first, and each group is checked and appended with whole-list operations.
         """
-        unsendable: list[BufferedEventLike] = []
-        opened = self._open
-        targets = self._targets
-        known = targets.by_name
-        extra = event_cost(b"", self.historical)
-        max_bytes, max_events = self._max_bytes, self._max_events
-        added = 0
+        groups: dict[str, list[BufferedEventLike]] = {}
+        found = groups.get
         for event in events:
-            body = event.body
-            target = known.get(event.equipment)
-            if target is None or target.marker not in body:
-                target = targets.for_event(event.equipment, body)
-                if target is None:
-                    unsendable.append(event)
-                    continue
-            cost = len(body) + extra
-            if target.header_bytes + cost > MAX_BATCH_BYTES:
+            group = found(event.equipment)
+            if group is None:
+                groups[event.equipment] = [event]
+            else:
+                group.append(event)
+        unsendable: list[BufferedEventLike] = []
+        known = self._targets.by_name
+        for name, group in groups.items():
+            bodies = list(map(_body, group))
+            target = known.get(name)
+            sizes = list(map(len, bodies))
+            if (
+                target is None
+                or not self._all_name(target, bodies)
+                or target.header_bytes + max(sizes) + self._extra > MAX_BATCH_BYTES
+            ):  # a new or moved equipment, or an event too large: one by one
+                self._add_one_by_one(group, now, unsendable)
+            else:
+                self._append(target, list(map(_rowid, group)), bodies, sizes, now)
+        if len(groups) > 1 and len(unsendable) > 1:
+            unsendable.sort(key=_rowid)
+        return unsendable
+
+    def _all_name(self, target: Target, bodies: list[bytes]) -> bool:
+        """True when every body contains ``target.marker`` (names the target's path).
+
+        ``marker in body`` costs ~0.9 us on a 500-byte body (CPython prepares the long
+        needle on every call), so the cheaper checks that imply it come first: the
+        marker at the offset it had last time (events of one equipment and type look
+        alike), then the marker where the first ``"equipment":`` key starts.
+        """
+        marker = target.marker
+        offset = self._marker_at.get(target, -1)
+        if offset >= 0 and all(map(bytes.startswith, bodies, repeat(marker), repeat(offset))):
+            return True
+        self._marker_at[target] = bodies[-1].find(marker)
+        keys_at = map(bytes.find, bodies, repeat(_EQUIPMENT_KEY))
+        return all(map(bytes.startswith, bodies, repeat(marker), keys_at)) or all(
+            map(contains, bodies, repeat(marker))
+        )
+
+    def _append(
+        self, target: Target, rowids: list[int], bodies: list[bytes], sizes: list[int], now: float
+    ) -> None:
+        """Append one equipment's sendable events, sealing batches as they fill up."""
+        opened, extra = self._open, self._extra
+        max_events, max_bytes = self._max_events, self._max_bytes
+        start, count = 0, len(rowids)
+        while start < count:
+            batch = opened.get(target)
+            if batch is None:
+                # opened_at never decreases along _open (a dict keeps insertion order), so
+                # the oldest open batch is always the first: the pump asks on every round
+                self._opened_at = now = max(now, self._opened_at)
+                batch = opened[target] = _OpenBatch([], [], target.header_bytes, now)
+            limit = min(count, start + max_events - len(batch.rowids))  # room: at least 1
+            end = limit
+            size = batch.size + sum(sizes[start:end]) + extra * (end - start)
+            if size > max_bytes:  # fill up to max_bytes (a lone event goes in regardless)
+                end, size = start, batch.size
+                while end < limit and size + sizes[end] + extra <= max_bytes:
+                    size += sizes[end] + extra
+                    end += 1
+                if end == start and not batch.rowids:
+                    size += sizes[end] + extra
+                    end += 1
+            batch.bodies += bodies[start:end]
+            batch.rowids += rowids[start:end]
+            self.open_events += end - start
+            batch.size = size
+            if end < count or len(batch.rowids) >= max_events:
+                self._seal(target, batch)
+            start = end
+
+    def _add_one_by_one(
+        self, events: list[BufferedEventLike], now: float, unsendable: list[BufferedEventLike]
+    ) -> None:
+        targets = self._targets
+        for event in events:
+            target = targets.for_event(event.equipment, event.body)
+            if target is None or target.header_bytes + len(event.body) + self._extra > (
+                MAX_BATCH_BYTES
+            ):
                 unsendable.append(event)
                 continue
-            batch = opened.get(target)
-            if batch is not None and batch.size + cost > max_bytes:
-                self._seal(target, batch)
-                batch = None
-            if batch is None:
-                batch = opened[target] = _OpenBatch([], [], target.header_bytes, now)
-            batch.bodies.append(body)
-            batch.rowids.append(event.rowid)
-            batch.size += cost
-            added += 1
-            if len(batch.rowids) >= max_events:
-                self._seal(target, batch)
-        self.open_events += added  # (_seal subtracted the sealed ones already)
-        return unsendable
+            self._append(target, [event.rowid], [event.body], [len(event.body)], now)
 
     def seal_opened_before(self, cutoff: float) -> None:
         """Seal every open batch whose first event arrived at or before ``cutoff``."""
-        for target, batch in list(self._open.items()):
-            if batch.opened_at <= cutoff:
-                self._seal(target, batch)
+        # _open is in opening order (see _append): stop at the first younger batch
+        while self._open:
+            target, batch = next(iter(self._open.items()))
+            if batch.opened_at > cutoff:
+                return
+            self._seal(target, batch)
 
     def seal_all(self) -> None:
         """Seal every open batch (end of the backlog, or stopping)."""
@@ -108,7 +177,9 @@ class Lane:
 
     def oldest_open_at(self) -> float | None:
         """When the oldest open batch got its first event, or None."""
-        return min((batch.opened_at for batch in self._open.values()), default=None)
+        for batch in self._open.values():
+            return batch.opened_at  # the first one: _open is in opening order
+        return None
 
     def take_ready(self) -> SealedBatch:
         """The next sealed batch (FIFO: per equipment in rowid order)."""

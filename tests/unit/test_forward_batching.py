@@ -202,3 +202,30 @@ def test_event_cost_counts_the_flag_and_the_comma() -> None:
     payload = payload_of(batch)
     estimate = batch.target.header_bytes + sum(event_cost(b, True) for b in batch.bodies)
     assert estimate - 1 == len(payload)  # the first event has no comma
+
+
+def test_events_whose_path_sits_at_other_offsets_still_share_a_batch() -> None:
+    """The path check learns where the path sits in a body; other layouts still match."""
+    short = wire_event("press-1", 0)
+    longer = wire_event("press-1", 1) | {"type": "counter.incremented.by.a.long.name"}
+    nested = {"note": {"equipment": "elsewhere"}} | wire_event("press-1", 2)  # key before
+    events = [stored(1, short), stored(2, longer), stored(3, short | {"seq": 3})]
+    grouped = lane()
+    assert grouped.add(events, now=0.0) == []
+    assert grouped.add([stored(4, nested), stored(5, longer | {"seq": 4})], now=0.0) == []
+    grouped.seal_all()
+    assert [batch.rowids for batch in grouped.ready] == [[1, 2, 3, 4, 5]]
+    sent = orjson.loads(payload_of(grouped.ready[0]))["events"]  # (types made up: no decode)
+    assert [event["seq"] for event in sent] == [0, 1, 3, 2, 4]
+
+
+def test_the_oldest_open_batch_is_found_even_if_now_went_backwards() -> None:
+    grouped = lane()
+    grouped.add([stored(1, wire_event("press-1", 0))], now=10.0)
+    grouped.add([stored(2, wire_event("press-2", 0))], now=9.0)  # a caller's clock stepped
+    assert grouped.oldest_open_at() == 10.0
+    grouped.seal_opened_before(9.5)
+    assert not grouped.ready  # both count as opened at 10.0
+    grouped.seal_opened_before(10.0)
+    assert [batch.rowids for batch in grouped.ready] == [[1], [2]]
+    assert grouped.oldest_open_at() is None
