@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.forward.config import MqttConfig
 from edge_agent.forward.errors import BrokerConnectError, BrokerRefusedError
+from lineside_common.mqtt_tls import client_tls_context
 
 log = logging.getLogger("lineside.agent.mqtt")
 
@@ -64,12 +65,7 @@ def build_tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     if tls is None:
         return None
     try:
-        context = ssl.create_default_context(
-            cafile=str(tls.ca_file) if tls.ca_file is not None else None
-        )
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if tls.cert_file is not None and tls.key_file is not None:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        context = client_tls_context(tls)
     except (OSError, ssl.SSLError) as exc:
         raise BrokerConnectError(
             f"mqtt.tls: cannot load the CA, certificate or key ({exc}); check the files "

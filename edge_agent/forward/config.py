@@ -5,40 +5,16 @@ Every field has a description: the models become the documented configuration sc
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from lineside_common.mqtt_tls import TlsConfig
 from lineside_protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 
+__all__ = ["BatchConfig", "MqttConfig", "ReconnectConfig", "TlsConfig"]
+
 KIB = 1024
-
-
-class TlsConfig(BaseModel):
-    """TLS to the broker (TLS 1.2 or newer); a client certificate enables mutual TLS."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ca_file: Path | None = Field(
-        None,
-        description="PEM file of the CA(s) that signed the broker's certificate; default: the "
-        "system's trusted CAs. The broker's certificate must name the configured host",
-    )
-    cert_file: Path | None = Field(
-        None, description="PEM client certificate for mutual TLS (needs key_file)"
-    )
-    key_file: Path | None = Field(
-        None,
-        description="PEM private key of cert_file (unencrypted; keep it readable only by "
-        "the agent's user)",
-    )
-
-    @model_validator(mode="after")
-    def _cert_and_key_together(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("tls: cert_file and key_file go together; set both or neither")
-        return self
 
 
 class BatchConfig(BaseModel):

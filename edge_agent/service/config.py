@@ -2,46 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# host:port or [ipv6]:port; the host is a name or an IP literal.
-_LISTEN = re.compile(r"^(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+from lineside_common.health_http import parse_listen
 
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """Split ``host:port`` or ``[ipv6]:port`` into (host, port); raise ValueError if invalid.
-
-    The returned host has no brackets (``"::1"``). Port 0 lets the OS choose.
-    """
-    match = _LISTEN.match(text.strip())
-    if match is None:
-        raise ValueError(
-            f"{text!r} is not host:port (examples: 127.0.0.1:9108, [::1]:9108, 0.0.0.0:9108)"
-        )
-    port = int(match.group("port"))
-    if port > 65535:
-        raise ValueError(f"{text!r}: port {port} is out of range (0-65535)")
-    if match.group("ipv6") is not None:
-        host = match.group("ipv6")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
-        return host, port
-    host = match.group("host")
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise ValueError(f"{text!r}: {host!r} is not an IPv4 address") from None
-    elif not _HOSTNAME.match(host):
-        raise ValueError(f"{text!r}: {host!r} is not a valid host name")
-    return host, port
+__all__ = ["HealthConfig", "parse_listen"]
 
 
 class HealthConfig(BaseModel):

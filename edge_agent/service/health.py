@@ -1,31 +1,19 @@
 """The agent's local HTTP endpoint: /healthz, /readyz, /status and /metrics.
 
-Runs a stdlib ``ThreadingHTTPServer`` in a daemon thread, not on the agent's event
-loop: a scrape never delays the loop, and /healthz still answers (503) when the loop
-is stuck. It was also the lightest option measured (bench/health_rss.py, 100 devices:
-about 3 MB of RSS, against about 7 MB for uvicorn with Starlette, 13 MB with FastAPI).
-
-Thread safety: ``status_provider`` is called from the server's threads, possibly
-while the loop is running and possibly from two requests at once. It must only read:
-each part's ``status()`` copies its counters into a fresh status object (cheap reads of
-ints and floats; copy dicts such as ``dropped_events_total`` with ``dict(...)`` rather
-than handing out the live one) and never awaits, locks for long, or does I/O.
+Served by ``lineside_common.health_http`` from a daemon thread, not on the agent's event
+loop (see there). Thread safety: ``status_provider`` is called from the server's
+threads, possibly while the loop is running and possibly from two requests at once. It
+must only read: each part's ``status()`` copies its counters into a fresh status object
+(cheap reads of ints and floats; copy dicts such as ``dropped_events_total`` with
+``dict(...)`` rather than handing out the live one) and never awaits, locks for long, or
+does I/O.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
-import socket
-import socketserver
-import threading
 from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client.exposition import choose_encoder
 
 from edge_agent.service.config import HealthConfig
 from edge_agent.service.errors import HealthServerError
@@ -33,12 +21,11 @@ from edge_agent.service.heartbeat import LoopHeartbeat
 from edge_agent.service.metrics import build_registry
 from edge_agent.service.readiness import Readiness, readiness
 from edge_agent.status import AgentStatus
+from lineside_common.health_http import ROUTES, HealthEndpointError, HealthHttpServer
 
 log = logging.getLogger("lineside.agent.health")
 
-ROUTES = ("/healthz", "/readyz", "/status", "/metrics")
-_REQUEST_TIMEOUT_S = 5.0  # an idle client must not hold a server thread
-_POLL_INTERVAL_S = 0.2  # how long stop() can wait for the serving loop to notice
+__all__ = ["ROUTES", "HealthServer"]
 
 
 class HealthServer:
@@ -64,24 +51,19 @@ class HealthServer:
         self.status_provider = status_provider
         self.heartbeat = heartbeat
         self.registry = build_registry(status_provider)
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = HealthHttpServer(
+            config.listen, self, server_name="lineside-agent", setting="health.listen"
+        )
 
     @property
     def address(self) -> tuple[str, int] | None:
         """The bound (host, port) while serving (the real port when listen has port 0)."""
-        if self._httpd is None:
-            return None
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
+        return self._http.address
 
     @property
     def url(self) -> str | None:
         """``http://host:port`` of the running server (IPv6 hosts in brackets)."""
-        if self.address is None:
-            return None
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return self._http.url
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; does nothing when ``config.enabled`` is false.
@@ -92,29 +74,14 @@ class HealthServer:
         if not self.config.enabled:
             log.info("event=health_disabled detail='health.enabled is false'")
             return
-        if self._httpd is not None:
-            return
-        self._httpd = _bind(self.config, self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_S},
-            name="lineside-health",
-            daemon=True,
-        )
-        self._thread.start()
-        log.info("event=health_listening url=%s", self.url)
+        try:
+            self._http.start()
+        except HealthEndpointError as exc:
+            raise HealthServerError(str(exc)) from None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop serving and close the socket; blocks up to ``timeout_s`` for the thread."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd, self._thread = None, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout_s)
-        log.info("event=health_stopped")
+        self._http.stop(timeout_s)
 
     def __enter__(self) -> HealthServer:
         self.start()
@@ -167,84 +134,3 @@ class HealthServer:
                 f"(limit {self.heartbeat.stale_after_s:g} s)"
             )
         return None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    health: HealthServer
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN: a reverse DNS query that can
-        # hang for seconds on a line PC without working DNS. The name is never used.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = _REQUEST_TIMEOUT_S
-    server_version = "lineside-agent"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        health = self.server.health
-        try:
-            if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, encoder(health.registry), content_type)
-                return
-            if path == "/healthz":
-                code, body = health.healthz()
-            elif path == "/readyz":
-                code, body = health.readyz()
-            elif path == "/status":
-                code, body = health.status_json()
-            else:
-                code, body = 404, {"error": f"no route {path}", "routes": list(ROUTES)}
-        except Exception as exc:
-            log.exception("event=health_request_failed path=%s", path)
-            code, body = 500, {"error": f"internal error: {exc!r}"}
-        self._send(code, json.dumps(body).encode(), "application/json")
-
-    def _send(self, code: int, payload: bytes, content_type: str) -> None:
-        self.send_response(code, HTTPStatus(code).phrase)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("event=health_request client=%s detail=%r", self.client_address[0], format % args)
-
-
-def _bind(config: HealthConfig, health: HealthServer) -> _Server:
-    host, port = config.host, config.port
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    except socket.gaierror as exc:
-        raise HealthServerError(
-            f"health endpoint: cannot resolve {host!r} in health.listen "
-            f"({config.listen}): {exc.strerror}"
-        ) from None
-    server_class = type("_BoundServer", (_Server,), {"address_family": family})
-    try:
-        httpd = server_class((host, port), _Handler)
-    except OSError as exc:
-        raise HealthServerError(_bind_message(config.listen, exc)) from None
-    httpd.health = health
-    return httpd
-
-
-def _bind_message(listen: str, exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        why = "address already in use (another edge-agent or service on that port?)"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = "this host has no such address"
-    elif exc.errno == errno.EACCES:
-        why = "permission denied (ports below 1024 need privileges)"
-    else:
-        why = exc.strerror or repr(exc)
-    return f"health endpoint: cannot listen on {listen}: {why}; change health.listen"
