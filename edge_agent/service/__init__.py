@@ -27,7 +27,7 @@ from edge_agent.service.errors import HealthServerError, ServiceError
 from edge_agent.service.health import HealthServer
 from edge_agent.service.heartbeat import LoopHeartbeat
 from edge_agent.service.readiness import Readiness, readiness
-from edge_agent.service.systemd import SystemdNotifier
+from lineside_common.systemd_notify import SystemdNotifier
 
 __all__ = [
     "HealthConfig",

@@ -1,10 +1,12 @@
 """systemd integration: readiness, status text, watchdog pings, stop and reload.
 
-Active only when systemd started the agent with ``Type=notify`` (``NOTIFY_SOCKET`` is
-set); otherwise every call does nothing, so the same code runs in a terminal.
+Shared by the edge agent and the collector. Active only when systemd started the
+service with ``Type=notify`` (``NOTIFY_SOCKET`` is set); otherwise every call does
+nothing, so the same code runs in a terminal.
 
-The watchdog pings come from a task on the agent's event loop: when the loop is stuck
-the pings stop, and after ``WatchdogSec=`` systemd kills and restarts the agent.
+The agent pings the watchdog from a task on its event loop (``start_watchdog``): when
+the loop is stuck the pings stop, and after ``WatchdogSec=`` systemd kills and restarts
+it. A threaded service calls ``watchdog_ping`` from the loop it wants watched.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterator, Mapping
 
 import sdnotify
 
-log = logging.getLogger("lineside.agent.systemd")
+log = logging.getLogger("lineside.systemd")
 
 _MAX_STATUS_CHARS = 200  # systemctl status shows one line; keep it short
 
