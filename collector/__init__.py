@@ -1,5 +1,5 @@
-"""Lineside collector: MQTT ingest into PostgreSQL, OEE engine and HTTP API.
+"""Lineside collector: MQTT ingest into PostgreSQL (``oee-collector``).
 
-Not implemented yet: it arrives with its own issues. There is deliberately no
-`oee-collector` command until it works.
+``ingest`` validates and commits agents' batches, ``store`` owns the schema and the
+writes, ``service`` runs it as a process. The OEE engine and the HTTP API come next.
 """

@@ -1,0 +1,1 @@
+"""MQTT ingest: subscribe (shared, persistent), validate, commit, confirm, acknowledge."""

@@ -1,0 +1,1 @@
+"""The ``oee-collector run`` process: threads, health endpoint, systemd."""
