@@ -226,8 +226,10 @@ def main() -> None:
     parser.add_argument("--equipment", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--collectors", type=int, default=1)
-    parser.add_argument("--max-events-per-commit", type=int, default=5_000)
-    parser.add_argument("--pool-size", type=int, default=2, help="writer connections per process")
+    parser.add_argument("--max-events-per-commit", type=int, default=10_000)
+    parser.add_argument("--pool-size", type=int, default=3, help="writer connections per process")
+    parser.add_argument("--receive-maximum", type=int, default=200)
+    parser.add_argument("--max-wait-ms", type=int, default=20)
     args = parser.parse_args()
 
     database = f"bench_ingest_{os.getpid()}"
@@ -244,8 +246,9 @@ def main() -> None:
             for index, health_port in enumerate(health_ports):
                 config = Path(tmp) / f"collector-{index}.yaml"
                 config.write_text(
-                    f"mqtt:\n  port: {broker.port}\n  receive_maximum: 200\n"
+                    f"mqtt:\n  port: {broker.port}\n  receive_maximum: {args.receive_maximum}\n"
                     f"ingest:\n  max_events_per_commit: {args.max_events_per_commit}\n"
+                    f"  max_wait_ms: {args.max_wait_ms}\n"
                     f"database:\n  pool_size: {args.pool_size}\n"
                     f"health:\n  listen: 127.0.0.1:{health_port}\n"
                 )

@@ -106,7 +106,13 @@ class DatabaseConfig(_Section):
         description="libpq connection string or URL, e.g. postgresql://lineside@db/lineside; "
         "put a password in ${credential:NAME} or use a .pgpass file. Never logged",
     )
-    pool_size: int = Field(2, ge=1, le=64, description="Connections per collector process")
+    pool_size: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Connections per collector process: as many transactions are written "
+        "side by side (PostgreSQL works on some while the collector prepares the next)",
+    )
     connect_timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one connect")
     migrate_on_start: bool = Field(
         True, description="Apply pending schema migrations when the collector starts"
@@ -117,7 +123,7 @@ class IngestConfig(_Section):
     """How messages become transactions."""
 
     max_events_per_commit: int = Field(
-        5_000,
+        10_000,
         ge=1,
         le=200_000,
         description="Most events written in one transaction (messages are never split)",

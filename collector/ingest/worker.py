@@ -19,6 +19,7 @@ a dead letter instead of blocking the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -93,6 +94,7 @@ class IngestWorker:
             reset_timeout=ingest.breaker_reset_s,
             name="postgresql",
             exclude=list(_CONTENT_ERRORS),  # bad data is not a database outage
+            listeners=[_FailureCounter(metrics)],
         )
         self.last_tick = time.monotonic()
         """Monotonic time of the last loop turn (liveness)."""
@@ -244,7 +246,7 @@ class IngestWorker:
         started = time.perf_counter()
         cap = self.config.ingest.dead_letter_payload_bytes
         try:
-            result = self.breaker.call(self._write_in_pool, batches, dead, cap)
+            result = self._write_in_pool(batches, dead, cap)
         except _CONNECTION_ERRORS as error:
             self.db_ok = False
             self.last_db_error = _first_line(error)
@@ -271,12 +273,18 @@ class IngestWorker:
     def _write_in_pool(
         self, batches: Sequence[AcceptedBatch], dead: Sequence[DeadLetter], cap: int
     ) -> WriteResult:
+        # The breaker guards getting a working connection (the pool checks it), not the
+        # whole write: pybreaker holds a lock for the length of a call, which would make
+        # the writer threads take turns.
+        conn = self.breaker.call(self.pool.getconn)  # failures count in _FailureCounter
         try:
-            with self.pool.connection() as conn:
-                return write(conn, batches, dead, payload_cap_bytes=cap)
-        except _CONNECTION_ERRORS:
-            self.metrics.db_errors.inc()  # an attempt that reached for the database
+            return write(conn, batches, dead, payload_cap_bytes=cap)
+        except _CONNECTION_ERRORS as error:  # the database went away during the write
+            with contextlib.suppress(type(error), pybreaker.CircuitBreakerError):
+                self.breaker.call(_raise, error)  # count it as the breaker's failure too
             raise
+        finally:
+            self.pool.putconn(conn)  # a broken connection is discarded by the pool
 
     def _sleep_or_stop(self, seconds: float, stop: threading.Event) -> None:
         """Back off (still alive: the tick moves), or give up when the collector stops."""
@@ -328,6 +336,21 @@ class IngestWorker:
         oldest = self.inbox.oldest_received_at()
         metrics.lag_seconds.set(0 if oldest is None else max(0.0, self.clock() - oldest))
         metrics.mqtt_connected.set(1 if self.subscriber.connected else 0)
+
+
+class _FailureCounter(pybreaker.CircuitBreakerListener):
+    """Counts attempts that reached for the database and failed (not calls the open
+    breaker refused)."""
+
+    def __init__(self, metrics: IngestMetrics) -> None:
+        self.metrics = metrics
+
+    def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
+        self.metrics.db_errors.inc()
+
+
+def _raise(error: BaseException) -> None:
+    raise error
 
 
 def _first_line(error: BaseException) -> str:
