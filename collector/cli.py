@@ -6,8 +6,6 @@ Every command that needs the database finds it in this order: ``--dsn``, the
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +25,7 @@ from collector.cli_common import (
 from collector.config import DATABASE_URL_ENV, CollectorConfig
 from collector.dead_letters_cli import app as dead_letters_app
 from collector.partitions_cli import app as partitions_app
+from lineside_common.cli_parts import config_schema_text, write_or_print
 
 app = typer.Typer(
     help="Lineside collector: MQTT events -> PostgreSQL, OEE.",
@@ -100,15 +99,10 @@ def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file")] = None,
 ) -> None:
     """Print the JSON Schema of the configuration file (for editor autocompletion)."""
-    document = CollectorConfig.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "Lineside collector configuration"
-    text = json.dumps(document, indent=2)
-    if output:
-        output.write_text(text + "\n", encoding="utf-8")
+    if write_or_print(
+        config_schema_text(CollectorConfig, "Lineside collector configuration"), output
+    ):
         out.print(f"wrote {output}")
-    else:
-        sys.stdout.write(text + "\n")
 
 
 app.add_typer(partitions_app, name="partitions")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ from collector.config import (
     load_collector_config,
     resolve_database_url,
 )
+from lineside_common.cli_parts import configure_logging, log_level_or_none
 from lineside_common.yamlconfig import ConfigFileError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -77,16 +76,11 @@ def connect_or_exit(config: CollectorConfig, dsn: str | None) -> Iterator[psycop
 
 def setup_logging(level_name: str) -> None:
     """Structured key=value lines on stderr (journald adds its own timestamps)."""
-    level = getattr(logging, level_name.upper(), None)
-    if not isinstance(level, int):
+    level = log_level_or_none(level_name)
+    if level is None:
         err.print(f"--log-level: unknown level {level_name!r}; use debug, info, warning or error")
         raise typer.Exit(EXIT_CONFIG)
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
-    logging.getLogger("psycopg.pool").setLevel(max(level, logging.WARNING))
+    configure_logging(level, quiet=("psycopg.pool",))
 
 
 def first_line(error: BaseException) -> str:

@@ -12,9 +12,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from lineside_common.health_http import parse_listen
+from lineside_common.health_http import HealthEndpointConfig
 from lineside_common.mqtt_tls import TlsConfig
 from lineside_common.yamlconfig import (
     ConfigFileError,
@@ -167,21 +167,14 @@ class PartitionsConfig(_Section):
     )
 
 
-class CollectorHealthConfig(_Section):
+class CollectorHealthConfig(HealthEndpointConfig):
     """The local HTTP endpoint: /healthz, /readyz, /status, /metrics."""
 
-    enabled: bool = Field(True, description="Serve the health endpoint")
     listen: str = Field(
         "127.0.0.1:9109",
-        description="host:port to listen on; no authentication, so keep it on loopback "
-        "unless a firewall restricts who can reach it",
+        description="host:port to listen on ([::1]:9109 for IPv6); no authentication, so "
+        "keep it on loopback unless a firewall restricts who can reach it",
     )
-
-    @field_validator("listen")
-    @classmethod
-    def _valid_listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value.strip()
 
 
 class CollectorConfig(_Section):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,12 @@ from edge_agent.buffer.errors import EventBufferError
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.service.errors import HealthServerError
 from edge_agent.service.status_cli import status as agent_status
+from lineside_common.cli_parts import (
+    config_schema_text,
+    configure_logging,
+    log_level_or_none,
+    write_or_print,
+)
 from lineside_common.yamlconfig import ConfigFileError
 
 app = typer.Typer(
@@ -35,15 +40,8 @@ def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file")] = None,
 ) -> None:
     """Print the JSON Schema of the configuration file (for editor autocompletion)."""
-    document = AgentConfig.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "Lineside edge agent configuration"
-    text = json.dumps(document, indent=2)
-    if output:
-        output.write_text(text + "\n", encoding="utf-8")
+    if write_or_print(config_schema_text(AgentConfig, "Lineside edge agent configuration"), output):
         out.print(f"wrote {output}")
-    else:
-        sys.stdout.write(text + "\n")
 
 
 @app.command("check-config")
@@ -190,21 +188,14 @@ def run(
     SIGTERM or Ctrl-C stops it cleanly; SIGHUP reloads the configuration (a file with
     problems is rejected and logged, and the running configuration stays).
     """
-    import logging
 
     from edge_agent.runner import run_agent  # deferred: the full agent stack is heavy
 
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
+    level = log_level_or_none(log_level)
+    if level is None:
         err.print(f"--log-level: unknown level {log_level!r}; use debug, info, warning or error")
         raise typer.Exit(EXIT_CONFIG)
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
-    for name in ("pymodbus", "asyncua"):  # their per-request chatter drowns the agent's
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    configure_logging(level, quiet=("pymodbus", "asyncua"))
     try:
         run_agent(config)
     except ConfigFileError as exc:
@@ -222,11 +213,7 @@ def _quiet_libraries() -> None:
     """The result is printed; the protocol libraries' own retry chatter is noise here."""
     import logging
 
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+    configure_logging(logging.WARNING)
     for name in ("pymodbus", "asyncua", "lineside.agent"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger("lineside.health")
 
@@ -85,6 +86,39 @@ def parse_listen(text: str) -> tuple[str, int]:
     elif not _HOSTNAME.match(host):
         raise ValueError(f"{text!r}: {host!r} is not a valid host name")
     return host, port
+
+
+class HealthEndpointConfig(BaseModel):
+    """The local HTTP endpoint: /healthz, /readyz, /status, /metrics.
+
+    Services subclass it to give ``listen`` their own default port."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        True, description="Serve /healthz, /readyz, /status and /metrics over HTTP"
+    )
+    listen: str = Field(
+        "127.0.0.1:9108",
+        description="host:port to listen on ([::1]:9108 for IPv6); no authentication, so "
+        "keep it on loopback unless a firewall restricts who can reach it",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _valid_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value.strip()
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen``, without IPv6 brackets."""
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``."""
+        return parse_listen(self.listen)[1]
 
 
 class HealthHttpServer:
