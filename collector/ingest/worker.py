@@ -32,7 +32,12 @@ from datetime import UTC, datetime
 import psycopg
 import pybreaker
 from psycopg_pool import ConnectionPool, PoolTimeout
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential_jitter,
+)
 
 from collector.config import CollectorConfig
 from collector.ingest.metrics import IngestMetrics
@@ -40,7 +45,7 @@ from collector.ingest.subscriber import Inbox, Received, Subscriber
 from collector.ingest.validate import validate_message
 from collector.records import AcceptedBatch, AckTarget, DeadLetter
 from collector.store import UnstorableBatchError, WriteResult, write
-from lineside_protocol import BatchAck, agent_ack_topic, encode_ack
+from lineside_protocol import MAX_BATCH_BYTES, BatchAck, agent_ack_topic, encode_ack
 
 log = logging.getLogger("lineside.collector.ingest")
 
@@ -50,14 +55,17 @@ STORE_REFUSED = "invalid_event"
 """Dead-letter reason when the database refuses a message the validator accepted."""
 
 _CONNECTION_ERRORS = (psycopg.OperationalError, PoolTimeout, pybreaker.CircuitBreakerError)
-# the database refused what was written (not a connection problem): retrying cannot help
+# The database refused a value in what was written: retrying cannot help, so the batch
+# becomes a dead letter. Only errors that name the data: a schema that does not match
+# (ProgrammingError), a constraint (IntegrityError) or anything else unexpected is a
+# deployment problem, retried like an outage with nothing acknowledged, so that no
+# agent deletes events the collector could not store.
 _CONTENT_ERRORS = (
     UnstorableBatchError,
     UnicodeEncodeError,  # a lone surrogate (valid JSON escape, not encodable as UTF-8)
     psycopg.DataError,
-    psycopg.IntegrityError,
-    psycopg.ProgrammingError,
 )
+_RETRIED_ERRORS = (*_CONNECTION_ERRORS, psycopg.Error)
 
 
 Stored = tuple[list[AcceptedBatch], list[DeadLetter]]
@@ -221,16 +229,23 @@ class IngestWorker:
                     batch.agent_id,
                     letter.detail,
                 )
-                self._write_with_retries([], [letter], stop)
+                # kept whole (the contract accepted it): replayable once the cause is fixed
+                self._write_with_retries([], [letter], stop, cap=MAX_BATCH_BYTES)
                 dead.append(letter)
         return stored, dead
 
     def _write_with_retries(
-        self, batches: Sequence[AcceptedBatch], dead: Sequence[DeadLetter], stop: threading.Event
+        self,
+        batches: Sequence[AcceptedBatch],
+        dead: Sequence[DeadLetter],
+        stop: threading.Event,
+        *,
+        cap: int | None = None,
     ) -> None:
         ingest = self.config.ingest
         retrying = Retrying(
-            retry=retry_if_exception_type(_CONNECTION_ERRORS),
+            retry=retry_if_exception_type(_RETRIED_ERRORS)
+            & retry_if_not_exception_type(_CONTENT_ERRORS),
             wait=wait_exponential_jitter(
                 multiplier=ingest.retry_min_s, max=ingest.retry_max_s, jitter=ingest.retry_min_s
             ),
@@ -240,18 +255,30 @@ class IngestWorker:
         )
         for attempt in retrying:
             with attempt:
-                self._write_once(batches, dead)
+                self._write_once(batches, dead, cap)
 
-    def _write_once(self, batches: Sequence[AcceptedBatch], dead: Sequence[DeadLetter]) -> None:
+    def _write_once(
+        self, batches: Sequence[AcceptedBatch], dead: Sequence[DeadLetter], cap: int | None
+    ) -> None:
         started = time.perf_counter()
-        cap = self.config.ingest.dead_letter_payload_bytes
+        if cap is None:
+            cap = self.config.ingest.dead_letter_payload_bytes
         try:
             result = self._write_in_pool(batches, dead, cap)
-        except _CONNECTION_ERRORS as error:
+        except _CONTENT_ERRORS:
+            raise
+        except _RETRIED_ERRORS as error:
             self.db_ok = False
             self.last_db_error = _first_line(error)
             self.metrics.db_up.set(0)
             self.metrics.breaker_open.set(1 if self.breaker.current_state == "open" else 0)
+            if not isinstance(error, _CONNECTION_ERRORS):
+                self.metrics.db_errors.inc()  # (connection failures count in the breaker)
+                log.error(
+                    "event=database_write_refused error=%r hint=%r action=retry",
+                    self.last_db_error,
+                    "a schema that does not match this collector? run oee-collector migrate",
+                )
             raise
         elapsed = time.perf_counter() - started
         if not self.db_ok:

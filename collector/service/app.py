@@ -24,6 +24,7 @@ from collector.ingest.subscriber import Inbox, Subscriber
 from collector.ingest.worker import IngestWorker
 from collector.service.endpoints import STUCK_AFTER_S, CollectorEndpoints
 from collector.store import (
+    StoreError,
     apply_migrations,
     count_open_gaps,
     drop_partitions_older_than,
@@ -161,12 +162,17 @@ class CollectorService:
                     ensure_partitions(conn, ahead_days=self.config.partitions.ahead_days)
                 self.migrated = True
                 return True
-            except (psycopg.OperationalError, PoolTimeout) as error:
+            except (psycopg.Error, PoolTimeout, StoreError) as error:
                 self.worker.last_db_error = str(error).strip().splitlines()[0][:300]
-                log.warning(
-                    "event=database_unavailable error=%r retry_in_s=%.1f",
+                unreachable = isinstance(error, psycopg.OperationalError | PoolTimeout)
+                log.log(
+                    logging.WARNING if unreachable else logging.ERROR,
+                    "event=database_not_ready error=%r retry_in_s=%.1f hint=%r",
                     self.worker.last_db_error,
                     delay,
+                    "is PostgreSQL up and the URL right?"
+                    if unreachable
+                    else "run oee-collector migrate (or set database.migrate_on_start: true)",
                 )
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.config.ingest.retry_max_s)

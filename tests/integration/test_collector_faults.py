@@ -128,3 +128,34 @@ def test_three_collectors_split_the_load_and_duplicates_never_double_count(
     assert good == expected_good
     assert scrap == 25 * 4
     assert intervals == 4 * 5  # rounds 0, 6, 12, 18, 24: five state changes per machine
+
+
+def test_a_schema_problem_holds_the_batches_instead_of_dead_lettering_them(
+    broker: Mosquitto,
+) -> None:
+    """A table missing (a botched upgrade) is not the data's fault: nothing is confirmed,
+    nothing becomes a dead letter, and ingest goes on once the schema is back."""
+    agent = FakeAgent(broker.port)
+    press = Equipment("press-1")
+    with fresh_database("schema") as url:
+        config = collector_config(broker.port, ingest={"retry_max_s": 0.5})
+        with running_collector(config, url) as service:
+            topic, first, payload = press.batch([press.sampled(1.0)])
+            agent.publish(topic, payload)
+            wait_until(lambda: first in agent.acks, 30, "the first confirmation")
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("ALTER TABLE lineside.process_values RENAME TO process_values_away")
+            topic, held, payload = press.batch([press.sampled(2.0)])
+            agent.publish(topic, payload)
+            errors = service.metrics.db_errors
+            wait_until(lambda: errors._value.get() >= 2, 30, "failed writes")
+            assert held not in agent.acks
+            with psycopg.connect(url, autocommit=True) as conn:
+                assert conn.execute("SELECT count(*) FROM ops.dead_letters").fetchone()[0] == 0
+                conn.execute("ALTER TABLE lineside.process_values_away RENAME TO process_values")
+            wait_until(lambda: held in agent.acks, 30, "the held batch confirmed")
+        agent.close()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM lineside.process_values").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM ops.dead_letters").fetchone()[0] == 0
+    assert agent.acks[held]["status"] == "committed"
