@@ -56,7 +56,9 @@ class Inbox:
 
     def __init__(self) -> None:
         self._items: deque[Received] = deque()
+        self._bytes = 0  # payload bytes in _items
         self._ready = threading.Condition()
+        self._woken = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -64,6 +66,14 @@ class Inbox:
     def put(self, item: Received) -> None:
         with self._ready:
             self._items.append(item)
+            self._bytes += len(item.payload)
+            self._ready.notify()
+
+    def wake(self) -> None:
+        """End a waiting :meth:`take` early (with nothing, if nothing arrived): the
+        ingest thread has something else to do, such as confirming a finished commit."""
+        with self._ready:
+            self._woken = True
             self._ready.notify()
 
     def oldest_received_at(self) -> float | None:
@@ -80,14 +90,16 @@ class Inbox:
         others, until about ``max_events_hint`` events (payload bytes / 500) are taken."""
         with self._ready:
             if not self._items and not self._ready.wait_for(
-                lambda: bool(self._items) or stop.is_set(), timeout_s
+                lambda: bool(self._items) or self._woken or stop.is_set(), timeout_s
             ):
                 return []
+            if self._woken:
+                self._woken = False
+                if not self._items:
+                    return []
             deadline = time.monotonic() + max_wait_s
             budget = max_events_hint * _BYTES_PER_EVENT
-            while not stop.is_set():
-                if sum(len(item.payload) for item in self._items) >= budget:
-                    break
+            while not stop.is_set() and self._bytes < budget:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._ready.wait(remaining):
                     break
@@ -97,6 +109,7 @@ class Inbox:
                 item = self._items.popleft()
                 taken.append(item)
                 size += len(item.payload)
+            self._bytes -= size
             return taken
 
 

@@ -50,7 +50,7 @@ from lineside_protocol import MAX_BATCH_BYTES, BatchAck, agent_ack_topic, encode
 log = logging.getLogger("lineside.collector.ingest")
 
 TAKE_TIMEOUT_S = 0.5  # how often an idle ingest thread looks at the stop flag
-WRITING_POLL_S = 0.005  # while a group is being written: how often to look for finished ones
+BLOCKED_TICK_S = 1.0  # waiting on a commit: how often to show the thread is alive
 STORE_REFUSED = "invalid_event"
 """Dead-letter reason when the database refuses a message the validator accepted."""
 
@@ -131,14 +131,19 @@ class IngestWorker:
                     if len(inflight) >= writers:
                         self._finish(inflight, block=True, stop=stop)
                         continue
-                    wait_s = WRITING_POLL_S if inflight else TAKE_TIMEOUT_S
                     messages = self.inbox.take(
-                        ingest.max_events_per_commit, ingest.max_wait_ms / 1000, wait_s, stop
+                        ingest.max_events_per_commit,
+                        ingest.max_wait_ms / 1000,
+                        TAKE_TIMEOUT_S,
+                        stop,
                     )
                     self._update_gauges()
                     if messages:
                         group = self.validate(messages)
-                        inflight.append((messages, executor.submit(self._commit, *group, stop)))
+                        future = executor.submit(self._commit, *group, stop)
+                        # a finished commit wakes this thread to confirm it (no polling)
+                        future.add_done_callback(lambda _done: self.inbox.wake())
+                        inflight.append((messages, future))
                     self._finish(inflight, block=False, stop=stop)
                 while inflight:  # stopping: acknowledge what gets committed
                     self._finish(inflight, block=True, stop=stop)
@@ -158,7 +163,7 @@ class IngestWorker:
             messages, future = inflight[0]
             while True:
                 try:
-                    batches, dead = future.result(timeout=WRITING_POLL_S * 10)
+                    batches, dead = future.result(timeout=BLOCKED_TICK_S)
                     break
                 except FutureTimeout:
                     self.last_tick = time.monotonic()  # waiting on the database, not stuck

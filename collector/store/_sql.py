@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from ._copy import STAGING_COLUMNS
+from ._copy import EVENT_COLUMNS
+from ._facts import (
+    PROCESS_VALUE_COLUMNS,
+    PRODUCTION_COUNT_COLUMNS,
+    PRODUCTION_EVENT_COLUMNS,
+    STATE_INTERVAL_COLUMNS,
+)
 
 # A temp table lives as long as the connection and is private to it; it is not WAL
 # logged, and ON COMMIT DELETE ROWS empties it at every commit (and a rollback removes
 # what a failed write copied in).
 CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS lineside_staging (
-    batch_no        integer NOT NULL,
+CREATE TEMP TABLE IF NOT EXISTS lineside_staging_events (
     event_id        uuid NOT NULL,
-    event_ms        bigint NOT NULL,
+    event_time      timestamptz NOT NULL,
     equipment_id    integer NOT NULL,
     agent_id        text NOT NULL,
     type            text NOT NULL,
     seq             bigint NOT NULL,
-    received_ms     bigint NOT NULL,
+    received_time   timestamptz NOT NULL,
     correlation_id  text,
     causation_id    text,
     historical      boolean NOT NULL,
@@ -25,7 +30,46 @@ CREATE TEMP TABLE IF NOT EXISTS lineside_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-COPY_STAGING = f"COPY pg_temp.lineside_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
+COPY_STAGING = f"COPY pg_temp.lineside_staging_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+
+# Fresh batches (see INSERT_AND_DERIVE) skip the staging table: their events and facts are
+# copied straight into their tables (facts built in Python by _facts.encode_facts).
+COPY_EVENTS = f"COPY audit.events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+COPY_PROCESS_VALUES = (
+    f"COPY lineside.process_values ({', '.join(PROCESS_VALUE_COLUMNS)}) FROM STDIN"
+)
+COPY_PRODUCTION_COUNTS = (
+    f"COPY lineside.production_counts ({', '.join(PRODUCTION_COUNT_COLUMNS)}) FROM STDIN"
+)
+COPY_STATE_INTERVALS = (
+    f"COPY lineside.state_intervals ({', '.join(STATE_INTERVAL_COLUMNS)}) FROM STDIN"
+)
+COPY_PRODUCTION_EVENTS = (
+    f"COPY lineside.production_events ({', '.join(PRODUCTION_EVENT_COLUMNS)}) FROM STDIN"
+)
+
+# The bookkeeping INSERT_AND_DERIVE does for the staged events (its "sequences" and
+# "seen" parts), for the copied ones: one row per (agent, equipment) stream.
+UPDATE_STREAMS = """
+WITH groups AS (
+    SELECT * FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::timestamptz[],
+                         %s::timestamptz[]) AS g(agent_id, equipment_id, hi, first_time,
+                                                 last_time)
+), sequences AS (
+    INSERT INTO ops.sequence_state AS s (agent_id, equipment_id, max_seq)
+    SELECT agent_id, equipment_id, hi FROM groups
+    ON CONFLICT (agent_id, equipment_id) DO UPDATE
+       SET max_seq = EXCLUDED.max_seq, updated_at = now()
+     WHERE EXCLUDED.max_seq > s.max_seq
+)
+UPDATE lineside.equipment q
+   SET first_seen = LEAST(q.first_seen, g.first_time),
+       last_seen = GREATEST(q.last_seen, g.last_time)
+  FROM (SELECT equipment_id, min(first_time) AS first_time, max(last_time) AS last_time
+          FROM groups GROUP BY equipment_id) g
+ WHERE q.id = g.equipment_id
+   AND (g.first_time < q.first_seen OR g.last_time > q.last_seen)
+"""
 
 # Serialises writers per equipment for the whole transaction: sequence state, gaps and the
 # recomputed intervals/runs of one equipment are read and written by one writer at a
@@ -63,21 +107,19 @@ WITH fresh AS (
     INSERT INTO audit.events (event_id, event_time, equipment_id, agent_id, type, seq,
                               received_time, correlation_id, causation_id, historical,
                               payload, batch_id)
-    SELECT event_id, to_timestamp(event_ms::float8 / 1000), equipment_id, agent_id, type,
-           seq, to_timestamp(received_ms::float8 / 1000), correlation_id, causation_id,
-           historical, payload, batch_id
-      FROM pg_temp.lineside_staging
-     WHERE batch_no = ANY(%(fresh)s::integer[])
+    SELECT event_id, event_time, equipment_id, agent_id, type, seq, received_time,
+           correlation_id, causation_id, historical, payload, batch_id
+      FROM pg_temp.lineside_staging_events
+     WHERE batch_id = ANY(%(fresh)s::uuid[])
     RETURNING event_id, event_time, equipment_id, agent_id, type, seq, payload
 ), known AS (
     INSERT INTO audit.events (event_id, event_time, equipment_id, agent_id, type, seq,
                               received_time, correlation_id, causation_id, historical,
                               payload, batch_id)
-    SELECT event_id, to_timestamp(event_ms::float8 / 1000), equipment_id, agent_id, type,
-           seq, to_timestamp(received_ms::float8 / 1000), correlation_id, causation_id,
-           historical, payload, batch_id
-      FROM pg_temp.lineside_staging
-     WHERE NOT batch_no = ANY(%(fresh)s::integer[])
+    SELECT event_id, event_time, equipment_id, agent_id, type, seq, received_time,
+           correlation_id, causation_id, historical, payload, batch_id
+      FROM pg_temp.lineside_staging_events
+     WHERE NOT batch_id = ANY(%(fresh)s::uuid[])
     ON CONFLICT DO NOTHING
     RETURNING event_id, event_time, equipment_id, agent_id, type, seq, payload
 ), ins AS (

@@ -3,13 +3,22 @@
 The function owns the transaction: when it returns, everything is committed (so the
 ingest layer may ack); when it raises, nothing of this call is (so it may retry or nack).
 Round trips per call in the steady state: BEGIN, the per-equipment advisory locks, the
-highest stored seq of each (agent, equipment) stream, one COPY into the connection's
-staging table, one statement that inserts the events and every fact derived from the new
-ones, COMMIT. Sequence gaps, state intervals and production runs cost one more
-statement each, only when the write brings a gap, a late event or a state or production
-change. Batches whose seqs are all above the stored highest take a plain INSERT; the
-rest (resends, backlog) go through ON CONFLICT DO NOTHING; should a "fresh" batch hit a
-stored event after all, the transaction is rolled back and done again the safe way.
+highest stored seq of each (agent, equipment) stream, then:
+
+* "fresh" batches (all seqs above the stream's stored highest, decided under the locks,
+  so no other writer can store them meanwhile): one COPY straight into audit.events, one
+  COPY per fact table with rows built in Python from the parsed payloads
+  (:mod:`._facts`), one statement for sequence state and first/last seen;
+* the rest (resends, backlog, and fresh batches with payload values ``_facts`` leaves
+  to SQL): one COPY into the connection's staging table and one statement that inserts
+  the events (ON CONFLICT DO NOTHING, or a plain INSERT for fresh ones) and every fact
+  derived from the new ones;
+
+then COMMIT. Sequence gaps, state intervals and production runs cost one more statement
+each, only when the write brings a gap, a late event or a state or production change.
+Should a fresh batch hit a stored event after all (an agent reusing seqs or ids), the
+unique violation rolls the transaction back and it is done again with every batch going
+through staging and ON CONFLICT.
 
 Before the transaction (each in a short transaction of its own, so their effects can be
 cached once committed and never hold locks while the write runs): unknown equipment is
@@ -32,6 +41,9 @@ from collector.records import AcceptedBatch, DeadLetter, Equipment
 
 from . import _sql
 from ._copy import day_of_ms, encode_batch
+from ._facts import BatchFacts, encode_facts
+from ._fresh import FreshBatch as _Batch
+from ._fresh import copy_fresh
 from ._session import Session, session_for
 from ._tx import LOCK_CLASS_EQUIPMENT, own_transaction, require_idle
 from .errors import ConnectionStateError, StoreError
@@ -106,20 +118,15 @@ def _stale_cache(exc: psycopg.Error) -> bool:
     return "lineside_staging" in message
 
 
-class _Batch(NamedTuple):
-    batch_no: int
-    stream: Stream
-    lowest_seq: int
-    highest_seq: int
-
-
 class _Encoded(NamedTuple):
-    lines: list[str]
+    events: int
     batches: list[_Batch]
     equipment_ids: list[int]
     """Distinct and sorted: the order the per-equipment locks are taken in."""
     repeated_events: int
     """Events of batches that came twice in this call (same batch_id), not staged twice."""
+    texts: dict[str, str]
+    """Cache of escaped payload strings for the fact encoder."""
 
 
 def _write(
@@ -157,7 +164,8 @@ def _encode(
 ) -> _Encoded:
     """COPY lines for the batches, with equipment, partitions and staging made ready."""
     ids = _equipment_ids(conn, session, batches)
-    lines: list[str] = []
+    events = 0
+    seconds: dict[int, str] = {}
     days: set[int] = set()
     infos: list[_Batch] = []
     seen_batch_ids: set[str] = set()
@@ -170,21 +178,25 @@ def _encode(
             continue
         seen_batch_ids.add(batch.batch_id)
         equipment_id = ids[batch.equipment]
-        lowest, highest = encode_batch(batch_no, batch, equipment_id, lines, days)
-        infos.append(_Batch(batch_no, (batch.agent_id, equipment_id), lowest, highest))
+        lines: list[str] = []
+        times: list[str] = []
+        lowest, highest = encode_batch(batch_no, batch, equipment_id, lines, days, seconds, times)
+        events += len(lines)
+        stream = (batch.agent_id, equipment_id)
+        infos.append(_Batch(batch_no, stream, lowest, highest, batch, "".join(lines), times))
     _ensure_days(conn, session, days)
     _ensure_staging(conn, session)
-    return _Encoded(lines, infos, sorted(set(ids.values())), repeated)
+    return _Encoded(events, infos, sorted(set(ids.values())), repeated, {})
 
 
-def _fresh_batches(batches: list[_Batch], stored_max: dict[Stream, int]) -> list[int]:
+def _fresh_batches(batches: list[_Batch], stored_max: dict[Stream, int]) -> set[int]:
     """Batches whose seqs are all above anything stored or staged before them."""
     highest = dict(stored_max)
-    fresh = []
+    fresh = set()
     for info in sorted(batches, key=lambda b: (b.stream, b.lowest_seq)):
         before = highest.get(info.stream)
         if before is None or info.lowest_seq > before:
-            fresh.append(info.batch_no)
+            fresh.add(info.batch_no)
         if before is None or info.highest_seq > before:
             highest[info.stream] = info.highest_seq
     return fresh
@@ -204,16 +216,37 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
             _sql.READ_SEQUENCE_STATE, ([s[0] for s in streams], [s[1] for s in streams])
         )
     }
-    fresh = _fresh_batches(encoded.batches, stored_max) if fast else []
-    with conn.cursor() as cur:
-        with cur.copy(_sql.COPY_STAGING) as copy:
-            copy.write("".join(encoded.lines))
-        rows = cur.execute(_sql.INSERT_AND_DERIVE, {"fresh": fresh}).fetchall()
+    fresh = _fresh_batches(encoded.batches, stored_max) if fast else set()
+    direct: list[tuple[_Batch, BatchFacts]] = []
+    staged: list[_Batch] = []
+    for info in encoded.batches:
+        facts = (
+            encode_facts(info.batch, info.stream[1], info.times, encoded.texts)
+            if info.batch_no in fresh
+            else None
+        )
+        if facts is None:
+            staged.append(info)
+        else:
+            direct.append((info, facts))
     inserted = 0
     arrived: dict[Stream, list[SeqRange]] = defaultdict(list)
     dropped: dict[Stream, list[SeqRange]] = defaultdict(list)
-    state_changes: list[tuple[int, datetime]] = []
-    production_changes: list[tuple[int, datetime]] = []
+    state_changes: dict[int, datetime] = {}
+    production_changes: dict[int, datetime] = {}
+    with conn.cursor() as cur:
+        if direct:
+            inserted += copy_fresh(cur, direct, arrived, dropped)
+            for info, facts in direct:
+                _earliest(state_changes, info.stream[1], facts.first_state_change)
+                _earliest(production_changes, info.stream[1], facts.first_production_event)
+        if staged:
+            with cur.copy(_sql.COPY_STAGING) as copy:
+                copy.write("".join(info.copy_text for info in staged))
+            fresh_ids = [info.batch.batch_id for info in staged if info.batch_no in fresh]
+            rows = cur.execute(_sql.INSERT_AND_DERIVE, {"fresh": fresh_ids}).fetchall()
+        else:
+            rows = []
     for kind, agent_id, equipment_id, lo, hi, first_time, count in rows:
         if kind == "arrived":
             arrived[(agent_id, equipment_id)].append(SeqRange(lo, hi))
@@ -221,9 +254,9 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
         elif kind == "dropped":
             dropped[(agent_id, equipment_id)].append(SeqRange(lo, hi))
         elif kind == "state":
-            state_changes.append((equipment_id, first_time))
+            _earliest(state_changes, equipment_id, first_time)
         else:
-            production_changes.append((equipment_id, first_time))
+            _earliest(production_changes, equipment_id, first_time)
     plans = _gap_plans(conn, arrived, stored_max, dropped)
     apply_gap_plans(conn, plans)
     if state_changes:
@@ -232,7 +265,7 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
         conn.execute(_sql.RECOMPUTE_PRODUCTION_RUNS, _columns(production_changes))
     return WriteResult(
         events_inserted=inserted,
-        duplicates_skipped=len(encoded.lines) - inserted + encoded.repeated_events,
+        duplicates_skipped=encoded.events - inserted + encoded.repeated_events,
         gaps_opened=sum(plan.opened for plan in plans.values()),
         gaps_closed=sum(plan.closed for plan in plans.values()),
     )
@@ -266,8 +299,14 @@ def _gap_plans(
     }
 
 
-def _columns(pairs: list[tuple[int, datetime]]) -> tuple[list[int], list[datetime]]:
-    return [equipment_id for equipment_id, _ in pairs], [moment for _, moment in pairs]
+def _earliest(changes: dict[int, datetime], equipment_id: int, moment: datetime | None) -> None:
+    """Keep one (the earliest) change time per equipment: the recomputations want one row."""
+    if moment is not None and (equipment_id not in changes or moment < changes[equipment_id]):
+        changes[equipment_id] = moment
+
+
+def _columns(changes: dict[int, datetime]) -> tuple[list[int], list[datetime]]:
+    return list(changes), list(changes.values())
 
 
 def _equipment_ids(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -13,13 +14,15 @@ from hypothesis import strategies as st
 from collector.records import AcceptedBatch, Equipment, EventRow
 from collector.store import UnstorableBatchError, load_migrations, partition_name
 from collector.store._copy import (
-    STAGING_COLUMNS,
+    EVENT_COLUMNS,
     copy_text,
     day_of_ms,
     encode_batch,
     epoch_ms,
     payload_json,
+    time_text,
 )
+from collector.store._facts import seq_runs
 from collector.store.migrate import Migration
 
 T0 = datetime(2026, 1, 5, 8, 0, 0, 123000, tzinfo=UTC)
@@ -89,6 +92,20 @@ def test_epoch_ms_and_day() -> None:
     assert day_of_ms(epoch_ms(datetime(1969, 12, 31, 23, 0, tzinfo=UTC))) == date(1969, 12, 31)
 
 
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
+def test_time_text_is_the_utc_time_to_the_millisecond(moment: datetime) -> None:
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=UTC)
+    text = time_text(epoch_ms(moment), {})
+    assert datetime.fromisoformat(text) == moment
+
+
+@given(st.lists(st.integers(0, 60), min_size=1))
+def test_seq_runs_cover_exactly_the_seqs(seqs: list[int]) -> None:
+    runs = seq_runs(seqs)
+    assert [s for lo, hi in runs for s in range(lo, hi + 1)] == sorted(set(seqs))
+    assert all(b[0] > a[1] + 1 for a, b in pairwise(runs))
+
+
 def event(kind: str, payload: dict, seq: int = 5, **fields: object) -> EventRow:
     values = {
         "event_id": EVENT_ID,
@@ -109,7 +126,7 @@ def batch(*events: EventRow) -> AcceptedBatch:
     return AcceptedBatch("t", BATCH_ID, "agent-7", EQUIPMENT, T0, list(events), 100)
 
 
-def test_encode_batch_writes_one_line_per_event_in_staging_column_order() -> None:
+def test_encode_batch_writes_one_line_per_event_in_event_column_order() -> None:
     lines: list[str] = []
     days: set[int] = set()
     sample = {"tag": "p", "value": 1.5, "unit": "bar", "quality": "good", "status": "Good"}
@@ -123,15 +140,14 @@ def test_encode_batch_writes_one_line_per_event_in_staging_column_order() -> Non
     assert lowest_highest == (4, 9)
     assert days == {epoch_ms(T0) // 86_400_000}
     fields = lines[0].rstrip("\n").split("\t")
-    assert dict(zip(STAGING_COLUMNS, fields, strict=True)) == {
-        "batch_no": "3",
+    assert dict(zip(EVENT_COLUMNS, fields, strict=True)) == {
         "event_id": EVENT_ID,
-        "event_ms": "1767600000123",
+        "event_time": "2026-01-05 08:00:00.123+00",
         "equipment_id": "17",
         "agent_id": "agent-7",
         "type": "tag.sampled",
         "seq": "9",
-        "received_ms": "1767600000173",
+        "received_time": "2026-01-05 08:00:00.173+00",
         "correlation_id": "order\\t1",
         "causation_id": "\\N",
         "historical": "t",
