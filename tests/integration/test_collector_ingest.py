@@ -186,3 +186,27 @@ def test_bad_input_becomes_dead_letters_and_ingest_goes_on(
     for expected in ("the database refused", "2099-01-01", "1999-12-31", "press-9"):
         assert expected in details
     assert count(database_url, "SELECT sum(good) FROM lineside.production_counts") == 3
+
+
+def test_a_restarted_collector_gets_what_was_queued_while_it_was_down(
+    broker: Mosquitto, database_url: str
+) -> None:
+    """Persistent session: batches published while the collector is stopped wait at the
+    broker for its client id and are stored when it comes back."""
+    agent = FakeAgent(broker.port)
+    press = Equipment("press-1")
+    config = collector_config(broker.port)
+    with running_collector(config, database_url, client_id="collector-persistent"):
+        topic, first, payload = press.batch([press.counted(1)])
+        agent.publish(topic, payload)
+        wait_until(lambda: first in agent.acks, 30, "the first confirmation")
+    queued = []
+    for _ in range(5):  # the collector is down now
+        topic, batch_id, payload = press.batch([press.counted(2), press.sampled(3.0)])
+        agent.publish(topic, payload)
+        queued.append(batch_id)
+    assert not any(batch_id in agent.acks for batch_id in queued)
+    with running_collector(config, database_url, client_id="collector-persistent"):
+        wait_until(lambda: all(b in agent.acks for b in queued), 30, "the queued batches")
+    agent.close()
+    assert count(database_url, "SELECT sum(good) FROM lineside.production_counts") == 1 + 5 * 2
