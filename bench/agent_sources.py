@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from sim_load import Simulator, cpu_seconds  # noqa: E402
 
@@ -180,6 +181,7 @@ def run(
     warmup_s: float,
     connections: int,
     simulators: int,
+    full_agent: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         sims = []
@@ -204,6 +206,9 @@ def run(
                 f" {interval_s} s (requested {tag_count / interval_s:,.0f} values/s)",
                 flush=True,
             )
+            if full_agent:
+                run_full_agent(config, Path(tmp), seconds, warmup_s, sims)
+                return
             agent = subprocess.Popen(
                 [
                     sys.executable,
@@ -233,6 +238,61 @@ def run(
                 sim.stop()
 
 
+def run_full_agent(
+    config: AgentConfig, tmp: Path, seconds: float, warmup_s: float, sims: list[Simulator]
+) -> None:
+    """``edge-agent run`` itself (buffer, forwarder to a private Mosquitto, health server)
+    on the same configuration: its RSS and CPU as a line PC would see them."""
+    from _mosquitto import Mosquitto, free_port
+
+    health_port = free_port()
+    with Mosquitto(tmp / "mosquitto") as broker:
+        document = config.model_dump(mode="json", exclude_defaults=True)
+        # broker acks: no collector here to confirm; the forwarder deletes on PUBACK
+        document["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "ack_mode": "broker"}
+        document["health"] = {"listen": f"127.0.0.1:{health_port}"}
+        path = tmp / "agent-full.yaml"
+        with path.open("w") as out:
+            YAML().dump(document, out)
+        agent = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "edge-agent"), "run", str(path), "--log-level", "warning"]
+        )
+        try:
+            time.sleep(warmup_s)  # connect, subscribe, baselines (a fixed warm-up, as above)
+            captured0, cpu0 = _captured(health_port), cpu_seconds(agent.pid)
+            sim_cpu0 = sum(cpu_seconds(sim.proc.pid) for sim in sims)
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - t0
+            captured = _captured(health_port) - captured0
+            cpu = cpu_seconds(agent.pid) - cpu0
+            sim_cpu = sum(cpu_seconds(sim.proc.pid) for sim in sims) - sim_cpu0
+            rss, peak = _rss_mb(agent.pid, "VmRSS"), _rss_mb(agent.pid, "VmHWM")
+        finally:
+            agent.terminate()
+            agent.wait(60)
+    print(f"  full agent        : edge-agent run (buffer, forwarder, health), pid {agent.pid}")
+    print(f"  events captured/s : {captured / elapsed:,.0f} (committed to the buffer)")
+    print(f"  agent CPU         : {cpu / elapsed * 100:.0f}% of one core")
+    print(f"  agent RSS         : {rss:.0f} MB now, {peak:.0f} MB peak")
+    print(f"  simulator CPU     : {sim_cpu / elapsed * 100:.0f}% of one core (all simulators)")
+
+
+def _captured(port: int) -> int:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as answer:
+        return int(json.loads(answer.read())["buffer"]["captured_events_total"])
+
+
+def _rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -254,9 +314,15 @@ def main() -> None:
         default=1,
         help="simulator processes to split the machines over (several PLCs)",
     )
+    parser.add_argument(
+        "--full-agent",
+        action="store_true",
+        help="run edge-agent run itself (buffer, forwarder, health) instead of the "
+        "acquisition part alone",
+    )
     args = parser.parse_args()
     parser_args = (args.protocol, args.machines, args.interval, args.seconds, args.warmup)
-    run(*parser_args, args.connections, args.simulators)
+    run(*parser_args, args.connections, args.simulators, args.full_agent)
 
 
 if __name__ == "__main__":

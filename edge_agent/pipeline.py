@@ -114,6 +114,10 @@ class MemorySink:
             ]
 
 
+FLUSH_CHUNK_ITEMS = 1_000
+"""Most samples derived in one pipeline call (see ``CoalescingIntake.flush``)."""
+
+
 class CoalescingIntake:
     """Collects what sources emit and feeds the pipeline every ``interval_s``.
 
@@ -129,9 +133,19 @@ class CoalescingIntake:
     def emit(self, items: list[Sample | ConnectionChange]) -> None:
         self._pending.extend(items)
 
-    def flush(self) -> list[WireEvent]:
+    def flush(self) -> int:
+        """Derive what was emitted since the last flush; returns how many events it made.
+
+        A subscription delivers a whole publishing interval at once (10,700 values at
+        10,700 tags). Derived in slices of ``FLUSH_CHUNK_ITEMS``, the events of one slice
+        reach the sink before the next slice is derived, so the agent never holds a full
+        interval of event dicts at once (about 10 MB at that size).
+        """
         items, self._pending = self._pending, []
-        return self._pipeline.on_items(items) if items else []
+        made = 0
+        for start in range(0, len(items), FLUSH_CHUNK_ITEMS):
+            made += len(self._pipeline.on_items(items[start : start + FLUSH_CHUNK_ITEMS]))
+        return made
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every interval until ``stop``; a last flush on the way out."""
