@@ -1,0 +1,73 @@
+"""Read the facts the OEE engine needs for one equipment and window (``collector.oee``).
+
+State intervals come unclipped (a stop crossing the window edge is judged a micro-stop
+by its whole length), found with the (equipment, start_time desc) index: the interval
+in force at the window start, then every interval starting inside the window. Counts
+are those made in ``(start, end]``; runs those overlapping the window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from collector.oee.inputs import CountRecord, OeeInputs, ProductionRun, StateInterval
+from collector.records import Equipment
+
+_STATES = """
+SELECT start_time, end_time, state, reason_code
+  FROM lineside.state_intervals
+ WHERE equipment_id = %(equipment)s
+   AND start_time < %(end)s
+   AND start_time >= COALESCE(
+         (SELECT start_time FROM lineside.state_intervals
+           WHERE equipment_id = %(equipment)s AND start_time <= %(start)s
+           ORDER BY start_time DESC LIMIT 1),
+         %(start)s)
+ ORDER BY start_time, seq, event_id
+"""
+_COUNTS = """
+SELECT event_time, good, scrap, product_id
+  FROM lineside.production_counts
+ WHERE equipment_id = %(equipment)s AND event_time > %(start)s AND event_time <= %(end)s
+ ORDER BY event_time
+"""
+_RUNS = """
+SELECT start_time, end_time, product_id, ideal_cycle_time_s
+  FROM lineside.production_runs
+ WHERE equipment_id = %(equipment)s AND start_time < %(end)s
+   AND (end_time IS NULL OR end_time > %(start)s)
+ ORDER BY start_time
+"""
+
+
+def equipment_id(conn: psycopg.Connection, equipment: Equipment) -> int | None:
+    """The id the store gave this ISA-95 path, None if no event of it was stored."""
+    row = conn.execute(
+        "SELECT id FROM lineside.equipment WHERE enterprise = %s AND site = %s AND area = %s "
+        "AND line = %s AND equipment = %s",
+        tuple(equipment),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def read_oee_inputs(
+    conn: psycopg.Connection, equipment: int, start: datetime, end: datetime
+) -> OeeInputs:
+    """States, counts and runs of ``equipment`` for the window ``[start, end)`` (24/7: the
+    calendar's planned time and breaks are the caller's to add)."""
+    params = {"equipment": equipment, "start": start, "end": end}
+    states = [
+        StateInterval(row[0], row[1], row[2], row[3])
+        for row in conn.execute(_STATES, params).fetchall()
+    ]
+    counts = [
+        CountRecord(row[0], int(row[1]), int(row[2]), row[3])
+        for row in conn.execute(_COUNTS, params).fetchall()
+    ]
+    runs = [
+        ProductionRun(row[0], row[1], row[2], row[3])
+        for row in conn.execute(_RUNS, params).fetchall()
+    ]
+    return OeeInputs(states=states, counts=counts, runs=runs)
