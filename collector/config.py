@@ -114,6 +114,14 @@ class DatabaseConfig(_Section):
         "side by side (PostgreSQL works on some while the collector prepares the next)",
     )
     connect_timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one connect")
+    reconnect_window_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="While the database is down the pool retries connecting with doubling "
+        "delays for at most this long, then starts over at 1 s: bounds how late ingest "
+        "resumes after a long outage",
+    )
     migrate_on_start: bool = Field(
         True, description="Apply pending schema migrations when the collector starts"
     )

@@ -30,6 +30,7 @@ from collector.store import (
     drop_partitions_older_than,
     ensure_partitions,
 )
+from lineside_common.gctune import settle_long_lived_objects
 from lineside_common.health_http import HealthHttpServer
 from lineside_common.systemd_notify import SystemdNotifier
 
@@ -37,7 +38,6 @@ log = logging.getLogger("lineside.collector")
 
 GAUGE_INTERVAL_S = 15.0
 STOP_DRAIN_TIMEOUT_S = 10.0
-_FOREVER_S = 10 * 365 * 86_400.0  # the pool never gives up reconnecting on its own
 
 
 class CollectorService:
@@ -63,7 +63,10 @@ class CollectorService:
                 "connect_timeout": max(1, round(config.database.connect_timeout_s)),
             },
             timeout=config.database.connect_timeout_s,
-            reconnect_timeout=_FOREVER_S,
+            # psycopg_pool doubles its reconnect delay without a ceiling until this
+            # timeout: a short window restarts the series, so the pool never sleeps for
+            # minutes after the database is back
+            reconnect_timeout=config.database.reconnect_window_s,
             check=ConnectionPool.check_connection,
         )
         self.worker = IngestWorker(config, self.pool, self.subscriber, self.inbox, self.metrics)
@@ -143,6 +146,9 @@ class CollectorService:
     def _ingest_main(self) -> None:
         if not self._migrate_until_done():
             return
+        # a batch of 500 events is ~10,000 short-lived objects: collect young objects
+        # less often, and never walk what startup built (as the agent does)
+        settle_long_lived_objects()
         self.subscriber.start()
         self.notifier.status("running")
         self.worker.run(self.stop_event)
