@@ -177,3 +177,48 @@ def running_collector(
         service.stop()
         thread.join(30)
         assert not thread.is_alive(), "the collector did not stop within 30 s"
+
+
+class CollectorProcess:
+    """``oee-collector run`` as a separate OS process, with its /status on a free port."""
+
+    def __init__(self, workdir: Any, broker_port: int, database_url: str, client_id: str) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        from _mosquitto import free_port
+
+        self.health_port = free_port()
+        config = Path(workdir) / f"{client_id}.yaml"
+        config.write_text(
+            f"mqtt:\n  port: {broker_port}\n  session_expiry_s: 600\n"
+            f"health:\n  listen: 127.0.0.1:{self.health_port}\n"
+        )
+        cli = Path(sys.executable).parent / "oee-collector"
+        self.process = subprocess.Popen(
+            [str(cli), "run", str(config), "--dsn", database_url, "--client-id", client_id],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def status(self) -> dict[str, Any]:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.health_port}/status"
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return orjson.loads(answer.read())
+
+    def subscribed(self) -> bool:
+        try:
+            return bool(self.status()["mqtt"]["connected"])
+        except OSError:
+            return False
+
+    def stop(self) -> str:
+        """SIGTERM; returns its stderr; fails if it does not exit cleanly within 30 s."""
+        self.process.terminate()
+        _out, err = self.process.communicate(timeout=30)
+        assert self.process.returncode == 0, err[-2000:]
+        return err

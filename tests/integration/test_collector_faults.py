@@ -7,12 +7,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
 from _collector_helpers import (
+    CollectorProcess,
     Equipment,
     FakeAgent,
     collector_config,
@@ -21,6 +21,8 @@ from _collector_helpers import (
 )
 from _mosquitto import Mosquitto
 from _pg_helpers import PrivateCluster, fresh_database
+
+from collector.store import apply_migrations
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -96,33 +98,43 @@ def test_database_outage_loses_nothing_and_doubles_nothing(broker: Mosquitto) ->
 
 
 def test_three_collectors_split_the_load_and_duplicates_never_double_count(
-    broker: Mosquitto,
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
+    """Three ``oee-collector run`` processes on one shared subscription; every batch is
+    delivered two or three times: the facts come out exact."""
     machines = [Equipment(f"cell-{index}") for index in range(4)]
     agent = FakeAgent(broker.port)
-    with fresh_database("three") as url, ExitStack() as stack:
-        services = [
-            stack.enter_context(
-                running_collector(collector_config(broker.port), url, client_id=f"collector-{i}")
-            )
-            for i in range(3)
+    with fresh_database("three") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            apply_migrations(conn)  # once, before three processes start at the same time
+        collectors = [
+            CollectorProcess(tmp_path, broker.port, url, f"collector-{i}") for i in range(3)
         ]
-        batch_ids: set[str] = set()
-        expected_good = 0
-        for round_number in range(25):
-            for machine in machines:
-                events = [machine.counted(round_number % 5 + 1, 1), machine.sampled(1.0)]
-                if round_number % 6 == 0:
-                    events.insert(0, machine.state("running" if round_number % 12 else "idle"))
-                expected_good += round_number % 5 + 1
-                topic, batch_id, payload = machine.batch(events)
-                batch_ids.add(batch_id)
-                copies = 3 if round_number % 7 == 0 else 2  # every batch delivered 2-3 times
-                for _ in range(copies):
-                    agent.publish(topic, payload)
-        wait_until(lambda: set(agent.acks) == batch_ids, 60, "a confirmation for every batch")
-        wait_until(lambda: all(len(s.inbox) == 0 for s in services), 20, "empty inboxes")
-        handled = [service.subscriber.received_total for service in services]
+        try:
+            wait_until(lambda: all(c.subscribed() for c in collectors), 60, "3 subscribed")
+            batch_ids: set[str] = set()
+            expected_good = 0
+            for round_number in range(25):
+                for machine in machines:
+                    events = [machine.counted(round_number % 5 + 1, 1), machine.sampled(1.0)]
+                    if round_number % 6 == 0:
+                        events.insert(0, machine.state("running" if round_number % 12 else "idle"))
+                    expected_good += round_number % 5 + 1
+                    topic, batch_id, payload = machine.batch(events)
+                    batch_ids.add(batch_id)
+                    copies = 3 if round_number % 7 == 0 else 2  # every batch 2-3 times
+                    for _ in range(copies):
+                        agent.publish(topic, payload)
+            wait_until(lambda: set(agent.acks) == batch_ids, 60, "a confirmation per batch")
+            wait_until(
+                lambda: all(c.status()["ingest"]["inbox_messages"] == 0 for c in collectors),
+                20,
+                "empty inboxes",
+            )
+            handled = [c.status()["mqtt"]["messages_received"] for c in collectors]
+        finally:
+            for collector in collectors:
+                collector.stop()
         with psycopg.connect(url) as conn:
             events, unique = conn.execute(
                 "SELECT count(*), count(DISTINCT event_id) FROM audit.events"
@@ -131,7 +143,7 @@ def test_three_collectors_split_the_load_and_duplicates_never_double_count(
                 "SELECT sum(good), sum(scrap) FROM lineside.production_counts"
             ).fetchone()
             intervals = conn.execute("SELECT count(*) FROM lineside.state_intervals").fetchone()[0]
-        agent.close()
+    agent.close()
     assert sum(1 for count in handled if count > 0) >= 2, handled  # the load was shared
     expected_events = sum(machine.seq for machine in machines)
     assert (events, unique) == (expected_events, expected_events)
