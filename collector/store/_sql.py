@@ -48,28 +48,37 @@ COPY_PRODUCTION_EVENTS = (
     f"COPY lineside.production_events ({', '.join(PRODUCTION_EVENT_COLUMNS)}) FROM STDIN"
 )
 
-# The bookkeeping INSERT_AND_DERIVE does for the staged events (its "sequences" and
-# "seen" parts), for the copied ones: one row per (agent, equipment) stream.
-UPDATE_STREAMS = """
-WITH groups AS (
-    SELECT * FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::timestamptz[],
-                         %s::timestamptz[]) AS g(agent_id, equipment_id, hi, first_time,
-                                                 last_time)
-), sequences AS (
+# Per-stream bookkeeping shared by both write paths (``groups``: one row per agent and
+# equipment with its highest seq and first/last event time): the highest seq stored,
+# and the equipment's first_seen/last_seen.
+_STREAM_SEQUENCES = """sequences AS (
     INSERT INTO ops.sequence_state AS s (agent_id, equipment_id, max_seq)
     SELECT agent_id, equipment_id, hi FROM groups
     ON CONFLICT (agent_id, equipment_id) DO UPDATE
        SET max_seq = EXCLUDED.max_seq, updated_at = now()
      WHERE EXCLUDED.max_seq > s.max_seq
-)
-UPDATE lineside.equipment q
+)"""
+_STREAM_SEEN = """UPDATE lineside.equipment q
    SET first_seen = LEAST(q.first_seen, g.first_time),
        last_seen = GREATEST(q.last_seen, g.last_time)
   FROM (SELECT equipment_id, min(first_time) AS first_time, max(last_time) AS last_time
           FROM groups GROUP BY equipment_id) g
  WHERE q.id = g.equipment_id
-   AND (g.first_time < q.first_seen OR g.last_time > q.last_seen)
-"""
+   AND (g.first_time < q.first_seen OR g.last_time > q.last_seen)"""
+
+# The bookkeeping INSERT_AND_DERIVE does for the staged events (its "sequences" and
+# "seen" parts), for the copied ones: one row per (agent, equipment) stream.
+UPDATE_STREAMS = (
+    """
+WITH groups AS (
+    SELECT * FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::timestamptz[],
+                         %s::timestamptz[]) AS g(agent_id, equipment_id, hi, first_time,
+                                                 last_time)
+), """
+    + _STREAM_SEQUENCES
+    + "\n"
+    + _STREAM_SEEN
+)
 
 # Serialises writers per equipment for the whole transaction: sequence state, gaps and the
 # recomputed intervals/runs of one equipment are read and written by one writer at a
@@ -102,7 +111,8 @@ SELECT s.agent_id, s.equipment_id, s.max_seq
 # filling gaps) with ON CONFLICT DO NOTHING. Should a fresh batch still hit a stored
 # event (an agent that reused seqs or ids), the unique violation rolls the write back and
 # the writer does it again with every batch going through ON CONFLICT.
-INSERT_AND_DERIVE = """
+INSERT_AND_DERIVE = (
+    """
 WITH fresh AS (
     INSERT INTO audit.events (event_id, event_time, equipment_id, agent_id, type, seq,
                               received_time, correlation_id, causation_id, historical,
@@ -169,20 +179,12 @@ WITH fresh AS (
            min(event_time) AS first_time, max(event_time) AS last_time
       FROM ins
      GROUP BY agent_id, equipment_id
-), sequences AS (
-    INSERT INTO ops.sequence_state AS s (agent_id, equipment_id, max_seq)
-    SELECT agent_id, equipment_id, hi FROM groups
-    ON CONFLICT (agent_id, equipment_id) DO UPDATE
-       SET max_seq = EXCLUDED.max_seq, updated_at = now()
-     WHERE EXCLUDED.max_seq > s.max_seq
-), seen AS (
-    UPDATE lineside.equipment q
-       SET first_seen = LEAST(q.first_seen, g.first_time),
-           last_seen = GREATEST(q.last_seen, g.last_time)
-      FROM (SELECT equipment_id, min(first_time) AS first_time, max(last_time) AS last_time
-              FROM groups GROUP BY equipment_id) g
-     WHERE q.id = g.equipment_id
-       AND (g.first_time < q.first_seen OR g.last_time > q.last_seen)
+), """
+    + _STREAM_SEQUENCES
+    + """, seen AS (
+"""
+    + _STREAM_SEEN
+    + """
 ), islands AS (
     -- runs of consecutive seqs ("gaps and islands": seq - row_number is constant in a
     -- run), sorted out only for streams whose new seqs are not one run already
@@ -216,6 +218,7 @@ SELECT 'production', NULL, equipment_id, NULL, NULL, min(event_time), count(*)
  WHERE type IN ('production.started', 'production.ended')
  GROUP BY equipment_id
 """
+)
 
 # State intervals from the interval before the earliest new change onwards: end_time is
 # the next change's start_time. In the live case (the new change is the latest) that
