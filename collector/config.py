@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from lineside_common.health_http import HealthEndpointConfig
-from lineside_common.mqtt_tls import TlsConfig
+from lineside_common.mqtt_tls import BrokerAddress, TlsConfig
 from lineside_common.yamlconfig import (
     ConfigFileError,
     ConfigIssue,
@@ -32,7 +32,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CollectorMqttConfig(_Section):
+class CollectorMqttConfig(BrokerAddress, _Section):
     """The broker the collector subscribes to (MQTT 5: shared subscriptions need it)."""
 
     host: str = Field("127.0.0.1", min_length=1, description="Broker host name or IP address")
@@ -74,18 +74,6 @@ class CollectorMqttConfig(_Section):
         "(acknowledged only after they are committed); the broker's own max_inflight_messages "
         "also caps this",
     )
-
-    @property
-    def resolved_port(self) -> int:
-        """``port``, or the protocol default (8883 with TLS, 1883 without)."""
-        if self.port is not None:
-            return self.port
-        return 8883 if self.tls is not None else 1883
-
-    @property
-    def broker(self) -> str:
-        """``host:port`` for logs and status (never credentials)."""
-        return f"{self.host}:{self.resolved_port}"
 
     def resolved_client_id(self) -> str:
         """``client_id`` or ``lineside-collector-<host name>``."""

@@ -1,9 +1,11 @@
-"""TLS settings of an MQTT client (agent and collector) and the context they make."""
+"""MQTT client settings shared by the agent and the collector: the broker address and
+TLS, and the TLS context they make."""
 
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,6 +34,28 @@ class TlsConfig(BaseModel):
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("tls: cert_file and key_file go together; set both or neither")
         return self
+
+
+class BrokerAddress:
+    """``resolved_port`` and ``broker`` for a settings model with ``host``, ``port`` and
+    ``tls`` fields (mixed into the agent's and the collector's MQTT settings)."""
+
+    if TYPE_CHECKING:  # declared by the model it is mixed into (not fields here: pydantic
+        host: str  # would take them over and reorder the model's fields)
+        port: int | None
+        tls: TlsConfig | None
+
+    @property
+    def resolved_port(self) -> int:
+        """``port``, or the protocol default (8883 with TLS, 1883 without)."""
+        if self.port is not None:
+            return self.port
+        return 8883 if self.tls is not None else 1883
+
+    @property
+    def broker(self) -> str:
+        """``host:port`` for logs and status (never credentials)."""
+        return f"{self.host}:{self.resolved_port}"
 
 
 def client_tls_context(tls: TlsConfig) -> ssl.SSLContext:

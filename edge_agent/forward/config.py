@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from lineside_common.mqtt_tls import TlsConfig
+from lineside_common.mqtt_tls import BrokerAddress, TlsConfig
 from lineside_protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 
 __all__ = ["BatchConfig", "MqttConfig", "ReconnectConfig", "TlsConfig"]
@@ -72,7 +72,7 @@ class ReconnectConfig(BaseModel):
         return self
 
 
-class MqttConfig(BaseModel):
+class MqttConfig(BrokerAddress, BaseModel):
     """The MQTT broker the agent forwards its buffered events to."""
 
     model_config = ConfigDict(extra="forbid")
@@ -157,18 +157,6 @@ class MqttConfig(BaseModel):
     reconnect: ReconnectConfig = Field(
         default_factory=ReconnectConfig, description="Reconnect backoff and circuit breaker"
     )
-
-    @property
-    def resolved_port(self) -> int:
-        """``port``, or the protocol default (8883 with TLS, 1883 without)."""
-        if self.port is not None:
-            return self.port
-        return 8883 if self.tls is not None else 1883
-
-    @property
-    def broker(self) -> str:
-        """``host:port`` for logs and status (never credentials)."""
-        return f"{self.host}:{self.resolved_port}"
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> MqttConfig:
