@@ -6,6 +6,7 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from itertools import pairwise
+from typing import get_args
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,19 +23,11 @@ from collector.oee import (
     rollup,
     sum_components,
 )
+from lineside_protocol.states import EquipmentState
 
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 WINDOW_S = 4 * 3600
-STATES = [
-    "running",
-    "idle",
-    "starved",
-    "blocked",
-    "planned_stop",
-    "unplanned_stop",
-    "changeover",
-    "offline",
-]
+STATES = list(get_args(EquipmentState))  # every state the wire contract knows
 
 
 def at(seconds: int) -> datetime:
