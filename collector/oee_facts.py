@@ -1,5 +1,8 @@
 """Read the facts the OEE engine needs for one equipment and window (``collector.oee``).
 
+The shell between the store and the pure engine, downstream of both: the store never
+imports the engine, the engine never does I/O.
+
 State intervals come unclipped (a stop crossing the window edge is judged a micro-stop
 by its whole length), found with the (equipment, start_time desc) index: the interval
 in force at the window start, then every interval starting inside the window. Counts

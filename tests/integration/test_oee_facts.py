@@ -12,8 +12,8 @@ import pytest
 from _pg_helpers import T0, StreamBuilder, migrated_database
 
 from collector.oee import compute_oee
+from collector.oee_facts import equipment_id, read_oee_inputs
 from collector.store import write
-from collector.store.oee_facts import equipment_id, read_oee_inputs
 
 pytestmark = pytest.mark.integration
 
