@@ -24,7 +24,9 @@ from collector.cli_common import (
 )
 from collector.config import DATABASE_URL_ENV, CollectorConfig
 from collector.dead_letters_cli import app as dead_letters_app
+from collector.oee_cli import oee_command
 from collector.partitions_cli import app as partitions_app
+from collector.token_cli import app as token_app
 from lineside_common.cli_parts import config_schema_text, write_or_print
 
 app = typer.Typer(
@@ -105,8 +107,30 @@ def schema(
         out.print(f"wrote {output}")
 
 
+@app.command()
+def serve(
+    config: ConfigArg = None,
+    dsn: DsnOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the HTTP API (api.listen; OpenAPI at /docs); Ctrl-C stops."""
+    from collector.api.app import ApiConfigError  # deferred: heavier imports
+    from collector.api.server import serve as serve_api
+
+    setup_logging(log_level)
+    loaded = load_or_exit(config)
+    url = database_url_or_exit(loaded, dsn)
+    try:
+        serve_api(loaded, config, url)
+    except (ApiConfigError, ValueError) as exc:
+        err.print(f"oee-collector serve: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+app.command("oee")(oee_command)
 app.add_typer(partitions_app, name="partitions")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(token_app, name="token")
 
 if __name__ == "__main__":
     app()

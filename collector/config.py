@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from collector.api.config import ApiConfig
 from lineside_common.health_http import HealthEndpointConfig
 from lineside_common.mqtt_tls import BrokerAddress, TlsConfig
 from lineside_common.yamlconfig import (
@@ -29,7 +30,7 @@ UNKNOWN_KEY = "unknown key (check the spelling; see docs/operations.md for valid
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class CollectorMqttConfig(BrokerAddress, _Section):
@@ -186,6 +187,13 @@ class CollectorConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     partitions: PartitionsConfig = Field(default_factory=PartitionsConfig)
     health: CollectorHealthConfig = Field(default_factory=CollectorHealthConfig)
+    masterdata_file: Path | None = Field(
+        None,
+        description="OEE master data: shift calendars, products, state classes "
+        "(docs/masterdata.md); relative paths are relative to this file. Omit: 24/7, no "
+        "product data, default classes. Reloaded when it changes",
+    )
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API")
 
 
 def load_collector_config(
@@ -211,9 +219,12 @@ def load_collector_config(
         )
     credentials = document.get("credentials_dir")
     resolver = env_resolver(env, credentials if isinstance(credentials, str) else None)
-    return validate_document(
+    config = validate_document(
         CollectorConfig, document, str(path), {"extra_forbidden": UNKNOWN_KEY}, resolve=resolver
     )
+    if config.masterdata_file is not None and not config.masterdata_file.is_absolute():
+        config = config.model_copy(update={"masterdata_file": path.parent / config.masterdata_file})
+    return config
 
 
 def resolve_database_url(

@@ -308,3 +308,13 @@ SELECT q.id, q.enterprise, q.site, q.area, q.line, q.equipment
     ON (q.enterprise, q.site, q.area, q.line, q.equipment)
      = (w.enterprise, w.site, w.area, w.line, w.equipment)
 """
+
+# Raise the fact revision of every (equipment, UTC day) a write touched (see
+# migrations/0005_fact_revisions.sql). Pairs come sorted, so concurrent writers of
+# different equipment never wait on each other and never deadlock.
+BUMP_FACT_REVISIONS = """
+INSERT INTO ops.fact_revisions AS r (equipment_id, day, revision)
+SELECT equipment_id, day, 1
+  FROM unnest(%s::integer[], %s::date[]) AS t(equipment_id, day)
+ON CONFLICT (equipment_id, day) DO UPDATE SET revision = r.revision + 1
+"""

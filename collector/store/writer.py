@@ -31,7 +31,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import psycopg
@@ -54,6 +54,19 @@ from .sequence_gaps import Stream, apply_gap_plans, read_open_gaps
 log = logging.getLogger(__name__)
 
 DEFAULT_PAYLOAD_CAP_BYTES = 65536
+# A late state change can make a stop that began up to the micro-stop threshold earlier a
+# micro-stop: the day that long before a write's earliest event is marked as changed too
+# (see migrations/0005_fact_revisions.sql; the threshold is limited to this).
+_MICRO_STOP_MARGIN = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = _EPOCH.date()
+
+
+def _day_number(moment: datetime) -> int:
+    """Epoch day number (UTC) of ``moment``."""
+    return (moment - _EPOCH).days
+
+
 _DETAIL_CAP_CHARS = 8192
 
 
@@ -127,6 +140,8 @@ class _Encoded(NamedTuple):
     """Events of batches that came twice in this call (same batch_id), not staged twice."""
     texts: dict[str, str]
     """Cache of escaped payload strings for the fact encoder."""
+    touched: list[tuple[int, int]]
+    """Sorted (equipment id, epoch day) pairs whose fact revision this write raises."""
 
 
 def _write(
@@ -168,6 +183,7 @@ def _encode(
     seconds: dict[int, str] = {}
     days: set[int] = set()
     infos: list[_Batch] = []
+    touched: set[tuple[int, int]] = set()
     seen_batch_ids: set[str] = set()
     repeated = 0
     for batch_no, batch in enumerate(batches):
@@ -180,13 +196,20 @@ def _encode(
         equipment_id = ids[batch.equipment]
         lines: list[str] = []
         times: list[str] = []
-        lowest, highest = encode_batch(batch_no, batch, equipment_id, lines, days, seconds, times)
+        batch_days: set[int] = set()
+        lowest, highest = encode_batch(
+            batch_no, batch, equipment_id, lines, batch_days, seconds, times
+        )
+        days |= batch_days
+        touched.update((equipment_id, day) for day in batch_days)
+        earliest = min(event.event_time for event in batch.events)
+        touched.add((equipment_id, _day_number(earliest - _MICRO_STOP_MARGIN)))
         events += len(lines)
         stream = (batch.agent_id, equipment_id)
         infos.append(_Batch(batch_no, stream, lowest, highest, batch, "".join(lines), times))
     _ensure_days(conn, session, days)
     _ensure_staging(conn, session)
-    return _Encoded(events, infos, sorted(set(ids.values())), repeated, {})
+    return _Encoded(events, infos, sorted(set(ids.values())), repeated, {}, sorted(touched))
 
 
 def _fresh_batches(batches: list[_Batch], stored_max: dict[Stream, int]) -> set[int]:
@@ -263,6 +286,13 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
         conn.execute(_sql.RECOMPUTE_STATE_INTERVALS, _columns(state_changes))
     if production_changes:
         conn.execute(_sql.RECOMPUTE_PRODUCTION_RUNS, _columns(production_changes))
+    conn.execute(
+        _sql.BUMP_FACT_REVISIONS,
+        (
+            [equipment_id for equipment_id, _ in encoded.touched],
+            [_EPOCH_DAY + timedelta(days=day) for _, day in encoded.touched],
+        ),
+    )
     return WriteResult(
         events_inserted=inserted,
         duplicates_skipped=encoded.events - inserted + encoded.repeated_events,

@@ -1,0 +1,144 @@
+"""``oee-collector oee``: the API's OEE numbers as a table in the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from collector.cli_common import ConfigArg, DsnOption, connect_or_exit, load_or_exit
+from collector.masterdata import MasterData
+from collector.oee import OeeResult, Ratio
+from collector.queries import OeeReport, OeeRequest, QueryError, Scope, oee_report
+from collector.queries.oee import Bucket, scope_calendar
+from collector.queries.scope import equipment_in_scope
+from collector.service.masterdata_source import MasterDataSource
+from lineside_common.yamlconfig import ConfigFileError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+EXIT_USAGE = 2
+
+
+def _pct(ratio: Ratio) -> str:
+    return "—" if ratio.value is None else f"{float(ratio.value):.1%}"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h"
+
+
+def shift_window(
+    masterdata: MasterData, refs: list, which: str, now: datetime
+) -> tuple[datetime, datetime, str]:
+    """The current or previous shift of the scope's calendar: (start, end, name)."""
+    calendar, _tz = scope_calendar(masterdata, refs)
+    if calendar is None:
+        raise QueryError("shift", "no shift calendar applies here (masterdata); use --start/--end")
+    shifts = calendar.shift_instances(now - timedelta(days=8), now + timedelta(seconds=1))
+    if which == "current":
+        found = [s for s in shifts if s.start <= now < s.end]
+    else:
+        found = [s for s in shifts if s.end <= now]
+    if not found:
+        raise QueryError("shift", f"no {which} shift at {now.isoformat()}")
+    shift = found[-1]
+    return shift.start, shift.end, f"{shift.name} {shift.day.isoformat()}"
+
+
+def _row(table: Table, name: str, result: OeeResult, style: str | None = None) -> None:
+    t = result.to_dict()["times_s"]
+    c = result.components
+    table.add_row(
+        name,
+        _pct(result.availability),
+        _pct(result.performance),
+        _pct(result.quality),
+        _pct(result.oee),
+        f"{c.good}",
+        f"{c.scrap}",
+        _hours(t["planned_busy_time"]),
+        _hours(t["downtime"]),
+        ", ".join(sorted(result.flag_codes())) or "",
+        style=style,
+    )
+
+
+def render_report(report: OeeReport, title: str) -> Table:
+    """One row per equipment and a bold total row."""
+    table = Table(title=title, title_justify="left")
+    for column in ("scope", "A", "P", "Q", "OEE", "good", "scrap", "PBT", "down", "flags"):
+        table.add_column(column, justify="left" if column in ("scope", "flags") else "right")
+    for ref, result in report.by_equipment:
+        _row(table, ref.key, result)
+    if len(report.by_equipment) > 1 or report.request.scope is not Scope.EQUIPMENT:
+        _row(table, f"{report.request.scope.value} {report.request.ident}", report.total, "bold")
+    return table
+
+
+def oee_command(
+    config: ConfigArg = None,
+    dsn: DsnOption = None,
+    line: Annotated[str | None, typer.Option(help="site/area/line")] = None,
+    equipment: Annotated[str | None, typer.Option(help="site/area/line/equipment")] = None,
+    area: Annotated[str | None, typer.Option(help="site/area")] = None,
+    site: Annotated[str | None, typer.Option(help="site")] = None,
+    shift: Annotated[
+        str | None, typer.Option(help="current or previous (the scope's shift calendar)")
+    ] = None,
+    start: Annotated[datetime | None, typer.Option(help="window start (ISO 8601)")] = None,
+    end: Annotated[datetime | None, typer.Option(help="window end (default now)")] = None,
+) -> None:
+    """OEE of a scope for the current or previous shift or a window, as a table (the
+    same numbers as GET /api/v1/oee)."""
+    chosen = [
+        (s, v)
+        for s, v in (
+            (Scope.LINE, line),
+            (Scope.EQUIPMENT, equipment),
+            (Scope.AREA, area),
+            (Scope.SITE, site),
+        )
+        if v
+    ]
+    if len(chosen) != 1:
+        err.print("oee-collector oee: give exactly one of --line, --equipment, --area, --site")
+        raise typer.Exit(EXIT_USAGE)
+    scope, ident = chosen[0]
+    if (shift is None) == (start is None):
+        err.print("oee-collector oee: give either --shift current|previous or --start")
+        raise typer.Exit(EXIT_USAGE)
+    if shift is not None and shift not in ("current", "previous"):
+        err.print(f"oee-collector oee: --shift is current or previous, not {shift!r}")
+        raise typer.Exit(EXIT_USAGE)
+    loaded = load_or_exit(config)
+    try:
+        masterdata = MasterDataSource(loaded.masterdata_file).current()
+    except ConfigFileError as exc:
+        err.print(exc.report(str(loaded.masterdata_file)), highlight=False, markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    now = datetime.now(UTC).replace(microsecond=0)
+    with connect_or_exit(loaded, dsn) as conn:
+        try:
+            if shift is not None:
+                refs = equipment_in_scope(conn, scope, ident)
+                w_start, w_end, label = shift_window(masterdata, refs, shift, now)
+            else:
+                assert start is not None
+                w_start = start if start.tzinfo else start.astimezone()
+                w_end = (end if end is None or end.tzinfo else end.astimezone()) or now
+                label = "window"
+            report = oee_report(
+                conn, masterdata, OeeRequest(scope, ident, w_start, w_end, Bucket.NONE), now
+            )
+        except QueryError as exc:
+            err.print(f"oee-collector oee: {exc}", highlight=False, markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+    title = (
+        f"OEE {scope.value} {ident} — {label}: {report.request.start.isoformat()} .. "
+        f"{report.end.isoformat()} (as of {report.as_of.isoformat()})"
+    )
+    out.print(render_report(report, title))

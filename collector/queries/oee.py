@@ -1,0 +1,229 @@
+"""OEE reports: one scope, one window, cut into buckets, from the stored facts.
+
+Every equipment of the scope is computed on its own (its line's shift calendar, its
+products' ideal cycle times) over the same bucket boundaries; line, area and site
+figures are the sums of their equipment's components (``collector.oee.rollup``), never
+averages of percentages.
+
+The window is clipped to ``as_of`` (now): the future has no facts yet, and an open
+state interval must not count as running until the end of a shift that is not over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import psycopg
+
+from collector.masterdata import MasterData
+from collector.oee import (
+    BucketResult,
+    OeeInputs,
+    OeeResult,
+    ShiftCalendar,
+    boundaries_from_spans,
+    compute_oee_buckets,
+    day_boundaries,
+    hour_boundaries,
+    planned_time,
+    rollup,
+)
+from collector.oee_facts import read_oee_inputs
+from collector.queries.errors import QueryError
+from collector.queries.scope import EquipmentRef, Scope, equipment_in_scope
+
+#: Longest window one request may ask for (the performance target covers 31 days).
+MAX_WINDOW_DAYS = 92
+
+
+class Bucket(StrEnum):
+    """How a window is cut: not at all, by local hour, by shift, by local day."""
+
+    NONE = "none"
+    HOUR = "hour"
+    SHIFT = "shift"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class OeeRequest:
+    """What is asked: ``scope`` ``ident`` over ``[start, end)`` cut into ``bucket``.
+
+    ``tz`` sets the wall clock of hour and day buckets; default: the scope's calendar
+    timezone (UTC without a calendar).
+    """
+
+    scope: Scope
+    ident: str
+    start: datetime
+    end: datetime
+    bucket: Bucket = Bucket.NONE
+    tz: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketReport:
+    """One bucket of the scope: its window, its shift (shift buckets) and its result."""
+
+    start: datetime
+    end: datetime
+    shift: str | None
+    result: OeeResult
+
+
+@dataclass(frozen=True, slots=True)
+class OeeReport:
+    """The answer: the scope's buckets, its total, and each equipment's total."""
+
+    request: OeeRequest
+    as_of: datetime
+    end: datetime
+    """The window's end as computed: ``min(request.end, as_of)``."""
+    timezone: str
+    equipment: tuple[EquipmentRef, ...]
+    buckets: tuple[BucketReport, ...]
+    total: OeeResult
+    by_equipment: tuple[tuple[EquipmentRef, OeeResult], ...]
+
+
+def check_window(start: datetime, end: datetime, as_of: datetime) -> datetime:
+    """The window's effective end; QueryError for a window that cannot be answered."""
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise QueryError(name, "needs a UTC offset, e.g. 2026-11-27T06:00:00+01:00")
+    if end <= start:
+        raise QueryError("end", f"{end.isoformat()} is not after start {start.isoformat()}")
+    if (end - start).days > MAX_WINDOW_DAYS:
+        raise QueryError("end", f"windows are limited to {MAX_WINDOW_DAYS} days")
+    if start >= as_of:
+        raise QueryError("start", f"{start.isoformat()} is in the future (now {as_of.isoformat()})")
+    return min(end, as_of)
+
+
+def scope_calendar(
+    masterdata: MasterData, equipment: Sequence[EquipmentRef]
+) -> tuple[ShiftCalendar | None, str]:
+    """The calendar whose shifts cut a scope into shift buckets, and its timezone.
+
+    One line (or one equipment): its line's calendar. Several lines: their common
+    calendar, else the site's own (``calendar_for(site, "")``).
+    """
+    lines = {(e.path.site, e.path.line) for e in equipment}
+    calendars = {masterdata.calendar_for(site, line) for site, line in lines}
+    if len(calendars) == 1:
+        calendar = next(iter(calendars))
+        site, line = next(iter(lines))
+        return calendar, masterdata.timezone_for(site, line)
+    sites = {site for site, _ in lines}
+    if len(sites) == 1:
+        site = next(iter(sites))
+        return masterdata.calendar_for(site, ""), masterdata.timezone_for(site, "")
+    return None, "UTC"
+
+
+def bucket_boundaries(
+    bucket: Bucket,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    calendar: ShiftCalendar | None,
+) -> tuple[list[datetime], list[str | None]]:
+    """Boundaries of the buckets and, for shift buckets, the shift of each bucket."""
+    if bucket is Bucket.NONE:
+        return [start.astimezone(UTC), end.astimezone(UTC)], [None]
+    if bucket is Bucket.HOUR:
+        bounds = hour_boundaries(start, end, tz)
+    elif bucket is Bucket.DAY:
+        bounds = day_boundaries(start, end, tz)
+    else:
+        if calendar is None:
+            raise QueryError(
+                "bucket", "shift buckets need a shift calendar for this scope (see masterdata)"
+            )
+        shifts = calendar.shift_instances(start, end)
+        bounds = boundaries_from_spans(((s.start, s.end) for s in shifts), start, end)
+        names = []
+        for lo in bounds[:-1]:
+            inside = [s.name for s in shifts if s.start <= lo < s.end]
+            names.append(inside[0] if inside else None)
+        return bounds, names
+    return bounds, [None] * (len(bounds) - 1)
+
+
+def equipment_inputs(
+    conn: psycopg.Connection,
+    masterdata: MasterData,
+    ref: EquipmentRef,
+    boundaries: Sequence[datetime],
+) -> OeeInputs:
+    """Facts of one equipment with its calendar's planned time and its cycle times, for
+    the buckets ``boundaries`` (counts come summed per piece: see read_oee_inputs)."""
+    start, end = boundaries[0], boundaries[-1]
+    facts = read_oee_inputs(
+        conn, ref.id, start, end, boundaries=boundaries, settings=masterdata.settings
+    )
+    calendar = masterdata.calendar_for(ref.path.site, ref.path.line)
+    planned = planned_time(calendar, start, end)
+    cycle = masterdata.ideal_cycle_times(ref.path)
+    runs = facts.runs
+    if cycle.overrides:
+        # per-equipment master data beats the cycle time the run was started with
+        runs = [
+            replace(r, ideal_cycle_time_s=cycle.overrides[r.product_id])
+            if r.product_id in cycle.overrides
+            else r
+            for r in runs
+        ]
+    defaults = {**cycle.defaults, **cycle.overrides}
+    return replace(
+        facts,
+        runs=runs,
+        planned=None if calendar is None else planned.planned,
+        breaks=planned.breaks,
+        ideal_cycle_time_by_product_s=defaults,
+    )
+
+
+def oee_report(
+    conn: psycopg.Connection,
+    masterdata: MasterData,
+    request: OeeRequest,
+    as_of: datetime | None = None,
+) -> OeeReport:
+    """Compute ``request`` from the facts in ``conn`` (QueryError for bad parameters)."""
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+    end = check_window(request.start, request.end, as_of)
+    equipment = equipment_in_scope(conn, request.scope, request.ident)
+    calendar, tz = scope_calendar(masterdata, equipment)
+    tz = request.tz or tz
+    bounds, shift_names = bucket_boundaries(request.bucket, request.start, end, tz, calendar)
+    per_equipment: list[list[BucketResult]] = []
+    for ref in equipment:
+        inputs = equipment_inputs(conn, masterdata, ref, bounds)
+        per_equipment.append(compute_oee_buckets(inputs, bounds, masterdata.settings))
+    buckets = tuple(
+        BucketReport(
+            bounds[i],
+            bounds[i + 1],
+            shift_names[i],
+            rollup(results[i].result for results in per_equipment),
+        )
+        for i in range(len(bounds) - 1)
+    )
+    by_equipment = tuple(
+        (ref, rollup(b.result for b in results))
+        for ref, results in zip(equipment, per_equipment, strict=True)
+    )
+    return OeeReport(
+        request=request,
+        as_of=as_of,
+        end=end,
+        timezone=tz,
+        equipment=tuple(equipment),
+        buckets=buckets,
+        total=rollup(result for _, result in by_equipment),
+        by_equipment=by_equipment,
+    )
