@@ -167,6 +167,72 @@ def wrk(base: str, urls: list[str], token: str, workdir: Path, seconds: int) -> 
     )
 
 
+def in_process(dsn: str, args: argparse.Namespace, start: datetime, end: datetime) -> list:
+    """Load the dataset, then time oee_report (SQL + engine) without any answer cache."""
+    rng = random.Random(7)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        events = dataset.load(conn, args.machines, start, end)
+        load_s = time.perf_counter() - t0
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("SET jit = off")  # as the API's pool does
+        print(
+            f"dataset: {events:,} events, {args.machines} machines x {args.days} days, "
+            f"written in {load_s:.0f} s"
+        )
+        md = parse_masterdata(dataset.MASTERDATA_YAML, "masterdata.yaml")
+        requests = random_requests(rng, args.samples, start, end, args.machines, args.days)
+        oee_report(conn, md, requests[0])  # warm up
+        timings: dict[str, list[float]] = {}
+        for r in requests:
+            t = time.perf_counter()
+            oee_report(conn, md, r)
+            ms = (time.perf_counter() - t) * 1000
+            timings.setdefault(f"{r.scope.value}", []).append(ms)
+            timings.setdefault(f"{r.scope.value} bucket={r.bucket.value}", []).append(ms)
+        for scope in ("equipment", "line"):
+            for r in [r for r in requests if r.scope.value == scope][:5]:
+                for bucket in (Bucket.NONE, Bucket.SHIFT):
+                    whole = OeeRequest(r.scope, r.ident, start, end, bucket)
+                    t = time.perf_counter()
+                    oee_report(conn, md, whole)
+                    timings.setdefault(f"{scope} whole {args.days}d bucket={bucket}", []).append(
+                        (time.perf_counter() - t) * 1000
+                    )
+    print("uncached, in process (oee_report: SQL + engine), random windows 1 h..30 d:")
+    for name in sorted(timings):
+        summary(name, timings[name])
+    return requests
+
+
+def over_http(dsn: str, requests: list, workdir: Path, args: argparse.Namespace) -> None:
+    """Cached latency (sequential) and wrk throughput against `oee-collector serve`."""
+    secret = secrets.token_urlsafe(48)
+    auth = AuthConfig(hs256_secret=secret)
+    token = create_token(auth, subject="bench", role=Role.VIEWER, sites=["*"], ttl_s=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    for workers in (1, 2):
+        proc, base = start_api(dsn, workdir, secret, workers, "memory")
+        try:
+            urls = [url_of(base, r) for r in requests[:50]]
+            with httpx.Client(headers=headers, timeout=30) as client:
+                for u in urls:  # fill the cache (of every worker)
+                    for _ in range(workers * 3):
+                        assert client.get(u).status_code == 200
+                cached = []
+                for i in range(500):
+                    t = time.perf_counter()
+                    resp = client.get(urls[i % len(urls)])
+                    cached.append((time.perf_counter() - t) * 1000)
+                    assert resp.status_code == 200
+            print(f"API, {workers} worker(s), memory cache:")
+            summary("cached GET /api/v1/oee (sequential)", cached)
+            print(f"  wrk -t2 -c32 -d{args.wrk_seconds}s over 50 cached OEE URLs:")
+            print(wrk(base, urls, token, workdir, args.wrk_seconds))
+        finally:
+            stop(proc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -180,68 +246,12 @@ def main() -> None:
         raise SystemExit("wrk is needed for the throughput part: apt-get install wrk")
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     start = end - timedelta(days=args.days)
-    rng = random.Random(7)
     print(f"machine: {os.cpu_count()} cores; {datetime.now(UTC).isoformat(timespec='seconds')}")
     with migrated_database("lineside_bench_oee") as dsn, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "masterdata.yaml").write_text(dataset.MASTERDATA_YAML)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            t0 = time.perf_counter()
-            events = dataset.load(conn, args.machines, start, end)
-            load_s = time.perf_counter() - t0
-            conn.execute("VACUUM ANALYZE")
-            print(
-                f"dataset: {events:,} events, {args.machines} machines x {args.days} days, "
-                f"written in {load_s:.0f} s"
-            )
-            md = parse_masterdata(dataset.MASTERDATA_YAML, "masterdata.yaml")
-            requests = random_requests(rng, args.samples, start, end, args.machines, args.days)
-            oee_report(conn, md, requests[0])  # warm the connection's prepared statements
-            timings: dict[str, list[float]] = {}
-            for r in requests:
-                t = time.perf_counter()
-                oee_report(conn, md, r)
-                ms = (time.perf_counter() - t) * 1000
-                timings.setdefault(f"{r.scope.value}", []).append(ms)
-                timings.setdefault(f"{r.scope.value} bucket={r.bucket.value}", []).append(ms)
-                if (r.end - r.start) >= timedelta(days=args.days - 1):
-                    timings.setdefault(f"{r.scope.value} window>={args.days - 1}d", []).append(ms)
-            for scope in ("equipment", "line"):
-                full = [r for r in requests if r.scope.value == scope][:5]
-                for r in full:
-                    whole = OeeRequest(r.scope, r.ident, start, end, Bucket.NONE)
-                    t = time.perf_counter()
-                    oee_report(conn, md, whole)
-                    timings.setdefault(f"{scope} whole {args.days}d", []).append(
-                        (time.perf_counter() - t) * 1000
-                    )
-        print("uncached, in process (oee_report: SQL + engine), random windows 1 h..30 d:")
-        for name in sorted(timings):
-            summary(name, timings[name])
-        secret = secrets.token_urlsafe(48)
-        auth = AuthConfig(hs256_secret=secret)
-        token = create_token(auth, subject="bench", role=Role.VIEWER, sites=["*"], ttl_s=3600)
-        headers = {"Authorization": f"Bearer {token}"}
-        for workers in (1, 2):
-            proc, base = start_api(dsn, workdir, secret, workers, "memory")
-            try:
-                urls = [url_of(base, r) for r in requests[:50]]
-                with httpx.Client(headers=headers, timeout=30) as client:
-                    for u in urls:  # fill the cache (in every worker: round robin)
-                        for _ in range(workers * 2):
-                            assert client.get(u).status_code == 200
-                    cached = []
-                    for i in range(500):
-                        t = time.perf_counter()
-                        resp = client.get(urls[i % len(urls)])
-                        cached.append((time.perf_counter() - t) * 1000)
-                        assert resp.status_code == 200
-                print(f"API, {workers} worker(s), memory cache:")
-                summary("cached GET /api/v1/oee (sequential)", cached)
-                print(f"  wrk -t2 -c32 -d{args.wrk_seconds}s over 50 cached OEE URLs:")
-                print(wrk(base, urls, token, workdir, args.wrk_seconds))
-            finally:
-                stop(proc)
+        requests = in_process(dsn, args, start, end)
+        over_http(dsn, requests, workdir, args)
 
 
 if __name__ == "__main__":

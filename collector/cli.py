@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from collector.cli_common import (
+    EXIT_CONFIG,
     EXIT_DATABASE,
     ConfigArg,
     DsnOption,
@@ -28,6 +29,7 @@ from collector.oee_cli import oee_command
 from collector.partitions_cli import app as partitions_app
 from collector.token_cli import app as token_app
 from lineside_common.cli_parts import config_schema_text, write_or_print
+from lineside_common.yamlconfig import ConfigFileError
 
 app = typer.Typer(
     help="Lineside collector: MQTT events -> PostgreSQL, OEE.",
@@ -58,6 +60,9 @@ def run(
     try:
         service = CollectorService(loaded, url, client_id=client_id)
         code = service.run()
+    except ConfigFileError as exc:
+        err.print(exc.report(str(loaded.masterdata_file)), highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
     except (HealthEndpointError, ValueError) as exc:
         err.print(f"oee-collector: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
@@ -94,16 +99,43 @@ def check_config(config: Annotated[Path, typer.Argument(help="Collector YAML fil
     )
     source = "database.url" if loaded.database.url else f"--dsn or ${DATABASE_URL_ENV}"
     out.print(f"  database from {source}", highlight=False)
+    if loaded.masterdata_file is not None:
+        from collector.masterdata import load_masterdata
+
+        try:
+            masterdata = load_masterdata(loaded.masterdata_file)
+        except ConfigFileError as exc:
+            err.print(exc.report(str(loaded.masterdata_file)), highlight=False, markup=False)
+            raise typer.Exit(EXIT_CONFIG) from None
+        out.print(
+            f"  masterdata {loaded.masterdata_file}: {len(masterdata.calendars)} calendar(s), "
+            f"{len(masterdata.products)} product(s)",
+            highlight=False,
+        )
+    api = loaded.api
+    if api.auth is not None:
+        out.print(
+            f"  api      {api.listen} ({api.auth.algorithm}, cache {api.cache.backend}, "
+            f"{'with ingest' if api.serve_with_ingest else 'oee-collector serve'})",
+            highlight=False,
+        )
 
 
 @app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file")] = None,
+    masterdata: Annotated[
+        bool, typer.Option("--masterdata", help="The master data file's schema instead")
+    ] = False,
 ) -> None:
     """Print the JSON Schema of the configuration file (for editor autocompletion)."""
-    if write_or_print(
-        config_schema_text(CollectorConfig, "Lineside collector configuration"), output
-    ):
+    if masterdata:
+        from collector.masterdata import masterdata_schema_json
+
+        text = masterdata_schema_json()
+    else:
+        text = config_schema_text(CollectorConfig, "Lineside collector configuration")
+    if write_or_print(text, output):
         out.print(f"wrote {output}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from collector.cli_common import ConfigArg, DsnOption, connect_or_exit, load_or_exit
-from collector.masterdata import MasterData
 from collector.oee import OeeResult, Ratio
 from collector.queries import OeeReport, OeeRequest, QueryError, Scope, oee_report
-from collector.queries.oee import Bucket, scope_calendar
+from collector.queries.oee import Bucket
 from collector.queries.scope import equipment_in_scope
+from collector.queries.shifts import shift_window
 from collector.service.masterdata_source import MasterDataSource
 from lineside_common.yamlconfig import ConfigFileError
 
@@ -29,24 +29,6 @@ def _pct(ratio: Ratio) -> str:
 
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
-
-
-def shift_window(
-    masterdata: MasterData, refs: list, which: str, now: datetime
-) -> tuple[datetime, datetime, str]:
-    """The current or previous shift of the scope's calendar: (start, end, name)."""
-    calendar, _tz = scope_calendar(masterdata, refs)
-    if calendar is None:
-        raise QueryError("shift", "no shift calendar applies here (masterdata); use --start/--end")
-    shifts = calendar.shift_instances(now - timedelta(days=8), now + timedelta(seconds=1))
-    if which == "current":
-        found = [s for s in shifts if s.start <= now < s.end]
-    else:
-        found = [s for s in shifts if s.end <= now]
-    if not found:
-        raise QueryError("shift", f"no {which} shift at {now.isoformat()}")
-    shift = found[-1]
-    return shift.start, shift.end, f"{shift.name} {shift.day.isoformat()}"
 
 
 def _row(table: Table, name: str, result: OeeResult, style: str | None = None) -> None:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from collector import api as _api_package
 from collector.api import routes_equipment, routes_oee, routes_ops
@@ -30,6 +30,17 @@ from collector.config import CollectorConfig
 from collector.service.masterdata_source import MasterDataSource
 
 log = logging.getLogger(__name__)
+
+
+# How long a request waits for a database connection before it is answered 503 (the
+# pool's default, 30 s, kept requests and their threads hanging while the database was down)
+_POOL_WAIT_S = 5.0
+
+
+def _configure_connection(conn: psycopg.Connection) -> None:
+    # OEE reads are many short queries over partitions: JIT compilation (on by default
+    # above a cost the partition estimates easily reach) cost ~100 ms per query here
+    conn.execute("SET jit = off")
 
 
 class ApiConfigError(ValueError):
@@ -49,20 +60,30 @@ def create_app(
         raise ApiConfigError(
             "api.auth is not set: the API needs token verification (see docs/api.md)"
         )
+    connect_timeout = max(1, round(config.database.connect_timeout_s))
     pool = ConnectionPool(
         database_url,
         min_size=1,
         max_size=api.pool_size,
-        kwargs={
-            "autocommit": True,
-            "connect_timeout": max(1, round(config.database.connect_timeout_s)),
-        },
+        kwargs={"autocommit": True, "connect_timeout": connect_timeout},
         open=False,
         name="api",
+        configure=_configure_connection,
+        timeout=_POOL_WAIT_S,
+    )
+    async_pool = AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=2,
+        kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+        open=False,
+        name="api-async",
+        timeout=_POOL_WAIT_S,
     )
     limiter = RateLimiter(api.rate_limit, registry=registry) if api.rate_limit.enabled else None
     ctx = ApiContext(
         pool=pool,
+        async_pool=async_pool,
         masterdata=masterdata or MasterDataSource(config.masterdata_file, registry=registry),
         cache=AnswerCache(api.cache, registry=registry),
         security=ApiSecurity(TokenVerifier(api.auth), limiter),
@@ -71,9 +92,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         pool.open(wait=False)
+        await async_pool.open(wait=False)
         try:
             yield
         finally:
+            await async_pool.close()
             pool.close()
 
     app = FastAPI(
@@ -92,7 +115,7 @@ def create_app(
         app.include_router(module.build_router(ctx))
 
     @app.get("/healthz", tags=["health"], summary="Alive (no authentication)")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], summary="Ready: the database answers")

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,11 +96,15 @@ class AuthSetupError(ValueError):
     """A key file or a token request is unusable; the message names the thing and the fix."""
 
 
+_VERIFIED_MAX = 10_000
+
+
 class TokenVerifier:
     """Checks signature, algorithm, issuer, audience, expiry and the Lineside claims."""
 
     def __init__(self, config: AuthConfig, *, jwks_timeout_s: float = 5.0) -> None:
         self._config = config
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._jwks: jwt.PyJWKClient | None = None
         self._key: Any = None
         if config.algorithm == "HS256":
@@ -116,8 +121,32 @@ class TokenVerifier:
     def __repr__(self) -> str:
         return f"TokenVerifier(algorithm={self._config.algorithm}, issuer={self._config.issuer})"
 
+    @property
+    def may_block(self) -> bool:
+        """True when verifying can wait on the network (keys from a JWKS endpoint)."""
+        return self._jwks is not None
+
     def verify(self, token: str) -> Principal:
-        """The principal of a valid ``token``; AuthError (401/503) says why it is not."""
+        """The principal of a valid ``token``; AuthError (401/503) says why it is not.
+
+        A verified token is remembered until it expires (checking a signature and the
+        claims is a tenth of the cost of a cached answer; dashboards send the same token
+        all day). Only successes are remembered, each until its own ``exp`` + leeway.
+        """
+        now = time.time()
+        known = self._verified.get(token)
+        if known is not None:
+            principal, valid_until = known
+            if now < valid_until:
+                return principal
+            del self._verified[token]
+        principal, exp = self._verify(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()  # crude but bounded: refilled by the next requests
+        self._verified[token] = (principal, exp + self._config.leeway_s)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         algorithm = self._config.algorithm
         try:
             header = jwt.get_unverified_header(token)
@@ -143,7 +172,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(_decode_error_detail(exc, token)) from None
-        return _principal(claims)
+        return _principal(claims), float(claims["exp"])
 
     def _jwks_key(self, header: dict[str, Any]) -> Any:
         assert self._jwks is not None

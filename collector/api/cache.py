@@ -109,6 +109,11 @@ class AnswerCache:
     def enabled(self) -> bool:
         return self._backend is not None
 
+    @property
+    def may_block(self) -> bool:
+        """True when a lookup waits on the network (Redis): call it off the event loop."""
+        return isinstance(self._backend, _RedisBackend)
+
     def get(self, key: str, revision: int) -> bytes | None:
         """The answer stored for ``key`` at ``revision``; None otherwise (or on errors)."""
         if self._backend is None:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from collector.api.cache import AnswerCache
 from collector.api.security import ApiSecurity
@@ -19,6 +19,9 @@ class ApiContext:
     """Database pool, master data, cache and security of one API process."""
 
     pool: ConnectionPool
+    """Blocking queries (run in the thread pool): computing answers."""
+    async_pool: AsyncConnectionPool
+    """Queries on the event loop: the cache's revision check."""
     masterdata: MasterDataSource
     cache: AnswerCache
     security: ApiSecurity

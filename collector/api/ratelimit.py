@@ -97,6 +97,11 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(storage={self._storage_name})"
 
+    @property
+    def may_block(self) -> bool:
+        """True when counting can wait on the network (a storage other than memory)."""
+        return not self._storage_name.startswith("memory://")
+
     def check(self, kind: LimitKind, key: str) -> float | None:
         """Count one request of ``key``; None if allowed, else the seconds until it would be.
 

@@ -19,7 +19,11 @@ def iso(moment: datetime | None, zone: ZoneInfo | None = None) -> str | None:
 
 
 def oee_report_body(report: OeeReport) -> dict[str, Any]:
-    """The body of ``GET /api/v1/oee``: request, window, total, buckets, per equipment."""
+    """The body of ``GET /api/v1/oee``: request, window, total, buckets, per equipment.
+
+    The stop Pareto comes with the total only (``/api/v1/pareto`` has it for any scope
+    and window): per bucket it would multiply the answer's size for little use.
+    """
     zone = ZoneInfo(report.timezone)
     request = report.request
     return {
@@ -35,10 +39,12 @@ def oee_report_body(report: OeeReport) -> dict[str, Any]:
         "total": report.total.to_dict(),
         "buckets": [
             {"start": iso(b.start, zone), "end": iso(b.end, zone), "shift": b.shift}
-            | b.result.to_dict()
+            | b.result.to_dict(pareto=False)
             for b in report.buckets
         ],
-        "by_equipment": [{"id": ref.key} | result.to_dict() for ref, result in report.by_equipment],
+        "by_equipment": [
+            {"id": ref.key} | result.to_dict(pareto=False) for ref, result in report.by_equipment
+        ],
     }
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from collector.api.auth import Principal, Role
 from collector.api.context import ApiContext
@@ -14,9 +15,11 @@ from collector.api.errors import query_error_response
 from collector.api.render import dumps, iso, oee_report_body
 from collector.api.schemas import OeeAnswer, Pareto
 from collector.api.security import ensure_site
-from collector.queries import Bucket, OeeRequest, QueryError, Scope, equipment_in_scope, oee_report
+from collector.masterdata import MasterData
+from collector.queries import Bucket, OeeRequest, QueryError, Scope, oee_report
 from collector.queries.oee import check_window
-from collector.queries.revisions import fact_revision
+from collector.queries.revisions import scope_revision
+from collector.queries.scope import parse_scope_id
 
 _ID_HELP = (
     "site, site/area, site/area/line or site/area/line/equipment (as the scope says), "
@@ -30,40 +33,51 @@ def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["oee"])
     viewer = Depends(ctx.security.requires(Role.VIEWER))
 
-    def answer(principal: Principal, request: OeeRequest) -> tuple[bytes, str]:
+    async def answer(principal: Principal, request: OeeRequest) -> tuple[bytes, str]:
         ensure_site(principal, request.ident.split("/")[0])
         masterdata = ctx.masterdata.current()
         # answers are "as of" a whole second, so repeated asks within it share one entry
         as_of = datetime.now(UTC).replace(microsecond=0)
-        with ctx.connection() as conn:
-            end = check_window(request.start, request.end, as_of)
-            key = None
-            if ctx.cache.enabled:
-                refs = equipment_in_scope(conn, request.scope, request.ident)
-                revision = fact_revision(conn, [r.id for r in refs], request.start, end)
-                key = "|".join(
-                    (
-                        "oee",
-                        request.scope.value,
-                        request.ident,
-                        request.start.astimezone(UTC).isoformat(),
-                        end.isoformat(),
-                        request.bucket.value,
-                        request.tz or "",
-                        masterdata.fingerprint,
-                    )
-                )
-                body = ctx.cache.get(key, revision)
-                if body is not None:
-                    return body, "hit"
-            report = oee_report(conn, masterdata, request, as_of)
-            body = dumps(oee_report_body(report))
-            if key is not None:
-                ctx.cache.put(key, revision, body)
+        end = check_window(request.start, request.end, as_of)
+        if not ctx.cache.enabled:
+            body = await run_in_threadpool(compute, masterdata, request, as_of)
+            return body, "off"
+        # the cached path stays on the event loop (async connection, in-memory cache): a
+        # thread-pool round trip costs more than the check itself
+        levels = parse_scope_id(request.scope, request.ident)
+        async with ctx.async_pool.connection() as aconn:
+            count, revision = await scope_revision(aconn, levels, request.start, end)
+        key = "|".join(
+            (
+                "oee",
+                str(count),  # a machine added to the scope changes the answer
+                request.scope.value,
+                request.ident,
+                request.start.astimezone(UTC).isoformat(),
+                end.isoformat(),
+                request.bucket.value,
+                request.tz or "",
+                masterdata.fingerprint,
+            )
+        )
+        if ctx.cache.may_block:
+            body = await run_in_threadpool(ctx.cache.get, key, revision)
+        else:
+            body = ctx.cache.get(key, revision)
+        if body is not None:
+            return body, "hit"
+        # read the revision before computing: should facts change meanwhile, the answer
+        # is newer than its revision and the next ask simply computes again
+        body = await run_in_threadpool(compute, masterdata, request, as_of)
+        await run_in_threadpool(ctx.cache.put, key, revision, body)
         return body, "miss"
 
+    def compute(masterdata: MasterData, request: OeeRequest, as_of: datetime) -> bytes:
+        with ctx.connection() as conn:
+            return dumps(oee_report_body(oee_report(conn, masterdata, request, as_of)))
+
     @router.get("/oee", response_model=OeeAnswer, summary="OEE of a scope over a window")
-    def get_oee(
+    async def get_oee(
         principal: Annotated[Principal, viewer],
         scope: Annotated[Scope, Query(description="equipment, line, area or site")],
         id: Annotated[str, Query(min_length=1, max_length=400, description=_ID_HELP)],
@@ -80,7 +94,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         when undefined."""
         try:
             request = OeeRequest(scope, id, start, end, bucket, _zone(tz))
-            body, cache = answer(principal, request)
+            body, cache = await answer(principal, request)
         except QueryError as exc:
             return query_error_response(exc)
         return Response(body, media_type="application/json", headers={"X-Cache": cache})

@@ -65,7 +65,7 @@ class OeeFigures(BaseModel):
     downtime_by_state_s: dict[str, float]
     counts: Counts
     six_losses_s: SixLossesS
-    pareto: list[ParetoRow]
+    pareto: list[ParetoRow] | None = Field(None, description="in the total only")
     flags: list[str]
 
 

@@ -8,6 +8,7 @@ touching a site's data. Health endpoints simply do not depend on it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -48,18 +49,15 @@ class ApiSecurity:
         limiter = RateLimiter(rate_limit, registry=registry) if rate_limit.enabled else None
         return cls(TokenVerifier(auth), limiter)
 
-    def requires(self, role: Role) -> Callable[..., Principal]:
+    def requires(self, role: Role) -> Callable[..., Any]:
         """A dependency admitting callers whose token's role is ``role`` or higher.
 
         Order: the per-client limit (before the token is looked at, so guessing tokens is
         limited too), the token, the per-token limit, the role.
         """
 
-        # a plain def: FastAPI runs it in its thread pool, so a JWKS fetch or a Redis
-        # round trip never blocks the event loop
-        def authorized(
-            request: Request,
-            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        def authorize(
+            request: Request, credentials: HTTPAuthorizationCredentials | None
         ) -> Principal:
             client = request.client.host if request.client else "unknown"
             self._limit("client", client)
@@ -78,7 +76,26 @@ class ApiSecurity:
                 )
             return principal
 
-        return authorized
+        if self._verifier.may_block or (self._limiter is not None and self._limiter.may_block):
+            # a plain def: FastAPI runs it in its thread pool, so a JWKS fetch or a Redis
+            # round trip never blocks the event loop
+            def authorized(
+                request: Request,
+                credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            ) -> Principal:
+                return authorize(request, credentials)
+
+            return authorized
+
+        # nothing here waits on the network (local key, in-memory counters): run it on the
+        # event loop and save a thread-pool round trip per request (~10 % of a cached answer)
+        async def authorized_inline(
+            request: Request,
+            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        ) -> Principal:
+            return authorize(request, credentials)
+
+        return authorized_inline
 
     def _limit(self, kind: LimitKind, key: str) -> None:
         if self._limiter is None:

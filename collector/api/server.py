@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +28,17 @@ def app_factory() -> FastAPI:
     return create_app(config, os.environ[_URL_ENV])
 
 
+class _ExitCleanly(uvicorn.Server):
+    """uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down, so the
+    process would end "killed by SIGTERM"; a service stopped on request exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 def serve(config: CollectorConfig, config_path: Path | None, database_url: str) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles both and drains requests)."""
     host, port = parse_listen(config.api.listen)
@@ -38,7 +51,8 @@ def serve(config: CollectorConfig, config_path: Path | None, database_url: str) 
         "timeout_graceful_shutdown": 10,
     }
     if config.api.workers == 1:
-        uvicorn.run(create_app(config, database_url), **common)
+        app = create_app(config, database_url)
+        _ExitCleanly(uvicorn.Config(app, **common)).run()
         return
     os.environ[_CONFIG_ENV] = "" if config_path is None else str(config_path.resolve())
     os.environ[_URL_ENV] = database_url
@@ -52,6 +66,7 @@ class BackgroundApiServer:
 
     def __init__(self, app: FastAPI, listen: str) -> None:
         host, port = parse_listen(listen)
+        self._listen = listen
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app, host=host, port=port, log_config=None, access_log=False, server_header=False
@@ -68,7 +83,10 @@ class BackgroundApiServer:
             deadline.wait(0.05)
             waited += 0.05
         if not self._server.started:
-            raise RuntimeError(f"the API did not start listening within {timeout_s:g} s")
+            raise ValueError(
+                f"api.listen {self._listen}: the API did not start listening within "
+                f"{timeout_s:g} s (is the port in use? see the log above)"
+            )
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -72,6 +72,18 @@ def compute_oee_buckets(
     Intervals are clipped to each bucket; a count belongs to the bucket ``(b_i, b_i+1]``
     holding its time (its parts were made before that instant).
     """
+    comps = compute_components_buckets(inputs, boundaries, settings)
+    utc = [iv.from_us(iv.to_us(b)) for b in boundaries]
+    return [
+        BucketResult(utc[i], utc[i + 1], result_from_components(c)) for i, c in enumerate(comps)
+    ]
+
+
+def compute_components_buckets(
+    inputs: OeeInputs, boundaries: Sequence[datetime], settings: OeeSettings = DEFAULT_SETTINGS
+) -> list[OeeComponents]:
+    """The components of each bucket (what ``compute_oee_buckets`` turns into results):
+    for callers that add buckets or equipment up before computing ratios."""
     bounds = [iv.to_us(b, "bucket boundary") for b in boundaries]
     if len(bounds) < 2 or any(a >= b for a, b in pairwise(bounds)):
         raise OeeInputError("bucket boundaries need at least two strictly increasing times")
@@ -85,14 +97,19 @@ def compute_oee_buckets(
         iv.normalize((iv.to_us(b.start), iv.to_us(b.end)) for b in inputs.breaks), planned
     )
     segments = _timeline(inputs.states, w_start, w_end, settings)
+    window = _Window(
+        segments,
+        [s.start for s in segments],
+        planned,
+        [s for s, _ in planned],
+        breaks,
+        [s for s, _ in breaks],
+    )
     counts = _count_parts(inputs, bounds, settings)
-    out = []
-    for i in range(len(bounds) - 1):
-        comps = _bucket_components(bounds[i], bounds[i + 1], segments, planned, breaks, settings)
-        comps = _with_counts(comps, counts[i])
-        result = result_from_components(comps)
-        out.append(BucketResult(iv.from_us(bounds[i]), iv.from_us(bounds[i + 1]), result))
-    return out
+    return [
+        _with_counts(_bucket_components(bounds[i], bounds[i + 1], window, settings), counts[i])
+        for i in range(len(bounds) - 1)
+    ]
 
 
 # ---- states ---------------------------------------------------------------------------
@@ -173,17 +190,24 @@ def _micro_stops(spans: list[tuple[int, float, StateInterval]], settings: OeeSet
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The whole window's segments, planned time and breaks, with their start lists
+    (built once, bisected by every bucket)."""
+
+    segments: list[_Segment]
+    seg_starts: list[int]
+    planned: list[iv.Span]
+    p_starts: list[int]
+    breaks: list[iv.Span]
+    br_starts: list[int]
+
+
 def _bucket_components(
-    b_start: int,
-    b_end: int,
-    segments: list[_Segment],
-    planned: list[iv.Span],
-    breaks: list[iv.Span],
-    settings: OeeSettings,
+    b_start: int, b_end: int, w: _Window, settings: OeeSettings
 ) -> OeeComponents:
-    p_starts = [s for s, _ in planned]
-    br_starts = [s for s, _ in breaks]
-    seg_starts = [s.start for s in segments]
+    segments, seg_starts = w.segments, w.seg_starts
+    planned, p_starts, breaks, br_starts = w.planned, w.p_starts, w.breaks, w.br_starts
     t = defaultdict(int)
     by_state: dict[str, int] = defaultdict(int)
     stops: dict[ParetoKey, int] = defaultdict(int)
@@ -229,9 +253,7 @@ def _bucket_components(
             stops[(seg.state, seg.reason_code)] += busy
             if seg.state in settings.setup_states:
                 t["setup"] += busy
-    planned_time = sum(
-        max(0, min(e, b_end) - max(s, b_start)) for s, e in planned if s < b_end and e > b_start
-    )
+    planned_time = iv.overlap(b_start, b_end, planned, p_starts)
     pbt = planned_time - t["pd_breaks"] - t["pd_states"] + t["unscheduled"]
     apt = t["running"] + t["micro"] + t["perf"]
     assert pbt == apt + t["down"], "time model does not add up"

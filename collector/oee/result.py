@@ -82,8 +82,9 @@ class OeeResult:
     def flag_codes(self) -> set[str]:
         return {f.code for f in self.flags}
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view: ratios as floats (unrounded), times in seconds."""
+    def to_dict(self, *, pareto: bool = True) -> dict[str, Any]:
+        """JSON-friendly view: ratios as floats (unrounded), times in seconds; without the
+        stop Pareto when ``pareto`` is false."""
         c = self.components
         ratios = ("availability", "performance", "quality", "oee", "utilisation", "teep")
         return {
@@ -123,16 +124,22 @@ class OeeResult:
             "six_losses_s": {
                 name: float(getattr(self.six_losses, name)) for name in SixLosses.__slots__
             },
-            "pareto": [
+            **(
                 {
-                    "state": e.state,
-                    "reason_code": e.reason_code,
-                    "time_s": float(e.time_s),
-                    "share": float(e.share),
-                    "cumulative_share": float(e.cumulative_share),
+                    "pareto": [
+                        {
+                            "state": e.state,
+                            "reason_code": e.reason_code,
+                            "time_s": float(e.time_s),
+                            "share": float(e.share),
+                            "cumulative_share": float(e.cumulative_share),
+                        }
+                        for e in self.pareto
+                    ]
                 }
-                for e in self.pareto
-            ],
+                if pareto
+                else {}
+            ),
             "flags": sorted(f.code for f in self.flags),
         }
 

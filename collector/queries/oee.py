@@ -20,17 +20,18 @@ import psycopg
 
 from collector.masterdata import MasterData
 from collector.oee import (
-    BucketResult,
+    OeeComponents,
     OeeInputs,
     OeeResult,
     ShiftCalendar,
     boundaries_from_spans,
-    compute_oee_buckets,
     day_boundaries,
     hour_boundaries,
     planned_time,
-    rollup,
+    result_from_components,
+    sum_components,
 )
+from collector.oee.engine import compute_components_buckets
 from collector.oee_facts import read_oee_inputs
 from collector.queries.errors import QueryError
 from collector.queries.scope import EquipmentRef, Scope, equipment_in_scope
@@ -200,23 +201,30 @@ def oee_report(
     calendar, tz = scope_calendar(masterdata, equipment)
     tz = request.tz or tz
     bounds, shift_names = bucket_boundaries(request.bucket, request.start, end, tz, calendar)
-    per_equipment: list[list[BucketResult]] = []
+    # components first, ratios last: each bucket, each equipment and the total are one
+    # sum of components and one result_from_components (never averaged percentages)
+    per_equipment: list[list[OeeComponents]] = []
     for ref in equipment:
         inputs = equipment_inputs(conn, masterdata, ref, bounds)
-        per_equipment.append(compute_oee_buckets(inputs, bounds, masterdata.settings))
+        per_equipment.append(compute_components_buckets(inputs, bounds, masterdata.settings))
     buckets = tuple(
         BucketReport(
             bounds[i],
             bounds[i + 1],
             shift_names[i],
-            rollup(results[i].result for results in per_equipment),
+            result_from_components(sum_components([comps[i] for comps in per_equipment])),
         )
         for i in range(len(bounds) - 1)
     )
+    equipment_totals = [sum_components(comps) for comps in per_equipment]
     by_equipment = tuple(
-        (ref, rollup(b.result for b in results))
-        for ref, results in zip(equipment, per_equipment, strict=True)
+        (ref, result_from_components(total))
+        for ref, total in zip(equipment, equipment_totals, strict=True)
     )
+    if len(equipment) == 1 and len(buckets) == 1:
+        total = buckets[0].result
+    else:
+        total = result_from_components(sum_components(equipment_totals))
     return OeeReport(
         request=request,
         as_of=as_of,
@@ -224,6 +232,6 @@ def oee_report(
         timezone=tz,
         equipment=tuple(equipment),
         buckets=buckets,
-        total=rollup(result for _, result in by_equipment),
+        total=total,
         by_equipment=by_equipment,
     )

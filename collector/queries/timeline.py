@@ -66,7 +66,9 @@ def state_timeline(
 ) -> tuple[list[StateSpan], bool]:
     """States of ``ref`` over ``[start, end)``, clipped; and whether rows were cut off."""
     rows = conn.execute(
-        _TIMELINE, {"equipment": ref.id, "start": start, "end": end, "limit": MAX_ROWS + 1}
+        _TIMELINE,
+        {"equipment": ref.id, "start": start, "end": end, "limit": MAX_ROWS + 1},
+        prepare=False,  # see collector.oee_facts: generic plans cannot prune by window
     ).fetchall()
     truncated = len(rows) > MAX_ROWS
     spans = []
@@ -122,6 +124,7 @@ def process_values(
     rows = conn.execute(
         _HISTORY,
         {"equipment": ref.id, "tag": tag, "start": start, "end": end, "limit": limit + 1},
+        prepare=False,
     ).fetchall()
     values = [
         ProcessValue(t, num if num is not None else text if text is not None else flag, unit, q)
@@ -136,5 +139,6 @@ def equipment_tags(conn: psycopg.Connection, ref: EquipmentRef, since: datetime)
         "SELECT DISTINCT tag FROM lineside.process_values"
         " WHERE equipment_id = %s AND event_time >= %s ORDER BY tag",
         (ref.id, since),
+        prepare=False,
     ).fetchall()
     return [row[0] for row in rows]

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -23,6 +23,7 @@ from collector.ingest.metrics import IngestMetrics
 from collector.ingest.subscriber import Inbox, Subscriber
 from collector.ingest.worker import IngestWorker
 from collector.service.endpoints import STUCK_AFTER_S, CollectorEndpoints
+from collector.service.masterdata_source import MasterDataSource
 from collector.store import (
     StoreError,
     apply_migrations,
@@ -33,6 +34,9 @@ from collector.store import (
 from lineside_common.gctune import settle_long_lived_objects
 from lineside_common.health_http import HealthHttpServer
 from lineside_common.systemd_notify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from collector.api.server import BackgroundApiServer
 
 log = logging.getLogger("lineside.collector")
 
@@ -86,6 +90,16 @@ class CollectorService:
         )
         self.notifier = SystemdNotifier()
         self.started_at = datetime.now(UTC)
+        # one master data source for the API and the alert rules (one set of metrics)
+        self.masterdata = MasterDataSource(config.masterdata_file)
+        self.api_server: BackgroundApiServer | None = None
+        if config.api.serve_with_ingest:
+            from collector.api.app import create_app  # deferred: only with the API
+            from collector.api.server import BackgroundApiServer
+
+            self.api_server = BackgroundApiServer(
+                create_app(config, database_url, masterdata=self.masterdata), config.api.listen
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -96,6 +110,8 @@ class CollectorService:
                 signal.signal(signum, lambda *_: self.stop_event.set())
         if self.health is not None:
             self.health.start()  # HealthEndpointError: the caller reports it
+        if self.api_server is not None:
+            self.api_server.start()  # RuntimeError (port taken): the caller reports it
         self.pool.open(wait=False)
         self.ingest_thread = threading.Thread(
             target=self._ingest_main, name="lineside-ingest", daemon=True
@@ -135,6 +151,8 @@ class CollectorService:
             if thread is not None:
                 thread.join(STOP_DRAIN_TIMEOUT_S + 5)
         self.subscriber.stop()
+        if self.api_server is not None:
+            self.api_server.stop()
         self.pool.close(timeout=5)
         if self.health is not None:
             self.health.stop()

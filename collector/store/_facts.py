@@ -11,7 +11,7 @@ way instead. Pure: no I/O, never raises for payload contents.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -87,6 +87,9 @@ class BatchFacts:
     first_production_event: datetime | None = None
     first_time: datetime | None = None
     last_time: datetime | None = None
+    count_hours: dict[tuple[datetime, str | None], list] = field(default_factory=dict)
+    """(hour_end, product_id) -> [good, scrap, counts, last_time] of the batch's counts
+    (lineside.count_hours; the hour is (hour_end - 1 h, hour_end])."""
 
 
 def _text(value: Any) -> str:
@@ -139,6 +142,16 @@ def _json_scalar(value: Any) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
+_HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+
+
+def hour_end_of(moment: datetime) -> datetime:
+    """End of the hour ``(end - 1 h, end]`` holding ``moment`` (a full hour stays)."""
+    before = moment - _TICK
+    return before.replace(minute=0, second=0, microsecond=0) + _HOUR
+
+
 def encode_facts(
     batch: AcceptedBatch, equipment_id: int, times: list[str], texts: dict[str, str]
 ) -> BatchFacts | None:
@@ -149,6 +162,7 @@ def encode_facts(
     """
     facts = BatchFacts()
     pv, pc = facts.process_values.append, facts.production_counts.append
+    hours = facts.count_hours
     eq = str(equipment_id)
     first_time = last_time = batch.events[0].event_time
     try:
@@ -185,6 +199,20 @@ def encode_facts(
                 reset = payload.get("counter_reset")
                 if reset is not None and type(reset) is not bool:
                     raise _Odd
+                good, scrap = payload.get("good"), payload.get("scrap")
+                if type(good) is not int or type(scrap) is not int:
+                    raise _Odd
+                product = payload.get("product_id")
+                hour_end = hour_end_of(moment)
+                acc = hours.get((hour_end, product))
+                if acc is None:
+                    hours[(hour_end, product)] = [good, scrap, 1, moment]
+                else:
+                    acc[0] += good
+                    acc[1] += scrap
+                    acc[2] += 1
+                    if moment > acc[3]:
+                        acc[3] = moment
                 pc(
                     f"{eq}\t{when}\t{_text_or_null(payload.get('interval_start'))}\t"
                     f"{_bigint_or_null(payload.get('good'))}\t"

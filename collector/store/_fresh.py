@@ -54,6 +54,7 @@ def copy_fresh(
         if text:
             with cur.copy(statement) as copy:
                 copy.write(text)
+    _upsert_count_hours(cur, direct)
     streams: dict[Stream, tuple[int, datetime, datetime]] = {}
     events = 0
     for info, facts in direct:
@@ -86,6 +87,36 @@ def copy_fresh(
         ),
     )
     return events
+
+
+def _upsert_count_hours(cur: psycopg.Cursor, direct: list[tuple[FreshBatch, BatchFacts]]) -> None:
+    # one row per key: ON CONFLICT cannot update the same row twice in one statement
+    merged: dict[tuple[int, datetime, str | None], list] = {}
+    for info, facts in direct:
+        for (hour_end, product), (good, scrap, counts, last) in facts.count_hours.items():
+            key = (info.stream[1], hour_end, product)
+            acc = merged.get(key)
+            if acc is None:
+                merged[key] = [good, scrap, counts, last]
+            else:
+                acc[0] += good
+                acc[1] += scrap
+                acc[2] += counts
+                acc[3] = max(acc[3], last)
+    if merged:
+        keys, values = list(merged), list(merged.values())
+        cur.execute(
+            _sql.UPSERT_COUNT_HOURS,
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [v[0] for v in values],
+                [v[1] for v in values],
+                [v[2] for v in values],
+                [v[3] for v in values],
+            ),
+        )
 
 
 _FACT_COPIES = (

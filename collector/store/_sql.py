@@ -156,6 +156,20 @@ WITH fresh AS (
            payload->>'product_id', payload->>'order_id', event_id
       FROM ins
      WHERE type = 'production.counted'
+), hours AS (
+    INSERT INTO lineside.count_hours AS h (equipment_id, hour_end, product_id, good, scrap,
+                                           counts, last_time)
+    SELECT equipment_id,
+           date_trunc('hour', event_time - interval '1 microsecond') + interval '1 hour',
+           payload->>'product_id', sum((payload->>'good')::bigint),
+           sum((payload->>'scrap')::bigint), count(*), max(event_time)
+      FROM ins
+     WHERE type = 'production.counted'
+     GROUP BY 1, 2, 3
+    ON CONFLICT ON CONSTRAINT count_hours_key DO UPDATE
+       SET good = h.good + EXCLUDED.good, scrap = h.scrap + EXCLUDED.scrap,
+           counts = h.counts + EXCLUDED.counts,
+           last_time = GREATEST(h.last_time, EXCLUDED.last_time)
 ), states AS (
     INSERT INTO lineside.state_intervals (equipment_id, start_time, state, previous_state,
                                           raw_value, reason_code, seq, event_id)
@@ -317,4 +331,17 @@ INSERT INTO ops.fact_revisions AS r (equipment_id, day, revision)
 SELECT equipment_id, day, 1
   FROM unnest(%s::integer[], %s::date[]) AS t(equipment_id, day)
 ON CONFLICT (equipment_id, day) DO UPDATE SET revision = r.revision + 1
+"""
+
+# Hourly count sums of the counts COPYed by the fast path (summed in Python per
+# equipment, hour and product; see migrations/0007_count_hours.sql).
+UPSERT_COUNT_HOURS = """
+INSERT INTO lineside.count_hours AS h (equipment_id, hour_end, product_id, good, scrap, counts,
+                                       last_time)
+SELECT * FROM unnest(%s::integer[], %s::timestamptz[], %s::text[], %s::bigint[], %s::bigint[],
+                     %s::bigint[], %s::timestamptz[])
+ON CONFLICT ON CONSTRAINT count_hours_key DO UPDATE
+   SET good = h.good + EXCLUDED.good, scrap = h.scrap + EXCLUDED.scrap,
+       counts = h.counts + EXCLUDED.counts,
+       last_time = GREATEST(h.last_time, EXCLUDED.last_time)
 """

@@ -164,11 +164,22 @@ def drop_partitions_older_than(
             expired = _expired(_partitions(conn, tables), cutoff)
             for partition in expired:
                 _detach_and_drop(conn, partition)
+            _drop_count_hours(conn, expired)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, LOCK_PARTITIONS))
     finally:
         conn.autocommit = was_autocommit
     return expired
+
+
+def _drop_count_hours(conn: psycopg.Connection, dropped: list[PartitionInfo]) -> None:
+    # the hourly sums of dropped counts go with them: the OEE reader would otherwise
+    # find sums for hours whose counts are gone (migrations/0007_count_hours.sql)
+    uppers = [
+        p.upper for p in dropped if p.parent == "lineside.production_counts" and p.upper is not None
+    ]
+    if uppers:
+        conn.execute("DELETE FROM lineside.count_hours WHERE hour_end < %s", (max(uppers),))
 
 
 def _expired(partitions: list[PartitionInfo], cutoff: datetime) -> list[PartitionInfo]:

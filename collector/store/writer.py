@@ -286,11 +286,12 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
         conn.execute(_sql.RECOMPUTE_STATE_INTERVALS, _columns(state_changes))
     if production_changes:
         conn.execute(_sql.RECOMPUTE_PRODUCTION_RUNS, _columns(production_changes))
+    touched = _touched_days(encoded.touched, state_changes, production_changes)
     conn.execute(
         _sql.BUMP_FACT_REVISIONS,
         (
-            [equipment_id for equipment_id, _ in encoded.touched],
-            [_EPOCH_DAY + timedelta(days=day) for _, day in encoded.touched],
+            [equipment_id for equipment_id, _ in touched],
+            [_EPOCH_DAY + timedelta(days=day) for _, day in touched],
         ),
     )
     return WriteResult(
@@ -299,6 +300,25 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
         gaps_opened=sum(plan.opened for plan in plans.values()),
         gaps_closed=sum(plan.closed for plan in plans.values()),
     )
+
+
+def _touched_days(
+    touched: list[tuple[int, int]],
+    state_changes: dict[int, datetime],
+    production_changes: dict[int, datetime],
+) -> list[tuple[int, int]]:
+    """The (equipment, day) pairs whose facts this write may have changed: the days of
+    its events, and for a state or production change every day from it until today (it
+    decides the state, or the cycle time, in force until the next stored change, which
+    may be days later)."""
+    if not state_changes and not production_changes:
+        return touched
+    today = _day_number(datetime.now(UTC))
+    out = set(touched)
+    for changes in (state_changes, production_changes):
+        for equipment_id, first in changes.items():
+            out.update((equipment_id, day) for day in range(_day_number(first), today + 1))
+    return sorted(out)
 
 
 def _gap_plans(
