@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-import _oee_dataset as dataset  # noqa: E402
+import _oee_dataset as dataset  # noqa: E402  (tests/integration)
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from _pg_helpers import migrated_database  # noqa: E402

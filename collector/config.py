@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from collector.alerts.config import AlertsConfig
 from collector.api.config import ApiConfig
 from lineside_common.health_http import HealthEndpointConfig
 from lineside_common.mqtt_tls import BrokerAddress, TlsConfig
@@ -164,6 +165,30 @@ class PartitionsConfig(_Section):
     )
 
 
+class OeeHoursConfig(_Section):
+    """OEE hours computed ahead (lineside.oee_hours): long windows are then summed by
+    PostgreSQL instead of recomputed from every state change. Answers are the same
+    either way; only their speed differs."""
+
+    enabled: bool = Field(True, description="Compute past days' OEE hours in the background")
+    days_back: int = Field(
+        62, ge=1, le=3660, description="How many past days are kept computed (per equipment)"
+    )
+    days_per_pass: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Most equipment-days computed per pass (one takes ~7 ms; newest first)",
+    )
+    interval_s: float = Field(
+        60.0,
+        ge=5,
+        le=86_400,
+        description="Pause between passes (days changed by late "
+        "events or new master data are computed again in the next pass)",
+    )
+
+
 class CollectorHealthConfig(HealthEndpointConfig):
     """The local HTTP endpoint: /healthz, /readyz, /status, /metrics."""
 
@@ -194,6 +219,13 @@ class CollectorConfig(_Section):
         "product data, default classes. Reloaded when it changes",
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API")
+    oee_hours: OeeHoursConfig = Field(
+        default_factory=OeeHoursConfig, description="OEE hours computed ahead (speed only)"
+    )
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Threshold alerts: rules, MQTT, webhooks (docs/alerts.md)",
+    )
 
 
 def load_collector_config(

@@ -5,7 +5,7 @@ imports the engine, the engine never does I/O.
 
 State intervals come unclipped (a stop crossing the window edge is judged a micro-stop
 by its whole length), found with the (equipment, start_time desc) index: the interval
-in force at the window start, then every interval starting inside the window. Counts
+in force an hour before the window start, then every interval starting after it. Counts
 are those made in ``(start, end]``; runs those overlapping the window.
 """
 
@@ -27,6 +27,10 @@ from collector.oee.inputs import (
 )
 from collector.records import Equipment
 
+# From an hour before the window (and the interval in force then): a stop episode of
+# several intervals (unplanned_stop, then starved, ...) that began before the window is
+# seen whole when it is shorter than an hour, so whether it is a micro-stop (threshold at
+# most an hour) never depends on where the window starts.
 _STATES = """
 SELECT start_time, end_time, state, reason_code
   FROM lineside.state_intervals
@@ -34,9 +38,10 @@ SELECT start_time, end_time, state, reason_code
    AND start_time < %(end)s
    AND start_time >= COALESCE(
          (SELECT start_time FROM lineside.state_intervals
-           WHERE equipment_id = %(equipment)s AND start_time <= %(start)s
+           WHERE equipment_id = %(equipment)s
+             AND start_time <= %(start)s - interval '1 hour'
            ORDER BY start_time DESC LIMIT 1),
-         %(start)s)
+         %(start)s - interval '1 hour')
  ORDER BY start_time, seq, event_id
 """
 _COUNTS = """

@@ -6,6 +6,15 @@ JSON Schema export. See docs/protocol.md for the contract in prose.
 
 from __future__ import annotations
 
+from .alerts import ALERT_BREACHED as ALERT_BREACHED
+from .alerts import ALERT_RESOLVED as ALERT_RESOLVED
+from .alerts import ALERTS_SUBSCRIPTIONS as ALERTS_SUBSCRIPTIONS
+from .alerts import AlertEvent as AlertEvent
+from .alerts import AlertSubject as AlertSubject
+from .alerts import alert_schemas as alert_schemas
+from .alerts import alert_topic as alert_topic
+from .alerts import decode_alert as decode_alert
+from .alerts import encode_alert as encode_alert
 from .envelope import (
     MAX_ACK_BYTES,
     MAX_BATCH_BYTES,

@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from collector import api as _api_package
-from collector.api import routes_equipment, routes_oee, routes_ops
+from collector.api import routes_alerts, routes_equipment, routes_oee, routes_ops
 from collector.api.auth import TokenVerifier
 from collector.api.cache import AnswerCache
 from collector.api.context import ApiContext
@@ -111,7 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    for module in (routes_oee, routes_equipment, routes_ops):
+    for module in (routes_oee, routes_equipment, routes_ops, routes_alerts):
         app.include_router(module.build_router(ctx))
 
     @app.get("/healthz", tags=["health"], summary="Alive (no authentication)")

@@ -309,9 +309,11 @@ class OeeModel(_Section):
     micro_stop_threshold_s: float = Field(
         120.0,
         ge=0,
+        le=3600,
         allow_inf_nan=False,
         description="Stops strictly shorter than this are micro-stops (performance loss); "
-        "0 disables micro-stops",
+        "0 disables micro-stops. At most 3600: the store tells what a late event changed, "
+        "and the OEE reader looks back for the start of a stop, one hour at most",
     )
     startup_period_s: float = Field(
         0.0,

@@ -244,8 +244,11 @@ def _flags(c: OeeComponents, performance: Ratio) -> tuple[Flag, ...]:
     return tuple(flags)
 
 
-def result_from_components(c: OeeComponents) -> OeeResult:
-    """Ratios, losses, Pareto and flags of components (the one place they are computed)."""
+def result_from_components(c: OeeComponents, *, pareto: bool = True) -> OeeResult:
+    """Ratios, losses, Pareto and flags of components (the one place they are computed).
+
+    ``pareto=False`` leaves the stop Pareto empty (per-bucket results of a long window,
+    where nobody reads it; the components still hold the stop times)."""
     pbt, apt = c.planned_busy_time_us, c.actual_production_time_us
     availability = _ratio(apt, pbt, "no planned busy time in the window")
     performance = _performance(c)
@@ -265,6 +268,6 @@ def result_from_components(c: OeeComponents) -> OeeResult:
         utilisation=utilisation,
         teep=teep,
         six_losses=_six_losses(c),
-        pareto=_pareto(dict(c.stops_by_reason_us)),
+        pareto=_pareto(dict(c.stops_by_reason_us)) if pareto else (),
         flags=_flags(c, performance),
     )

@@ -11,9 +11,10 @@ state interval must not count as running until the end of a shift that is not ov
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import psycopg
@@ -31,10 +32,14 @@ from collector.oee import (
     result_from_components,
     sum_components,
 )
+from collector.oee.components import ZERO
 from collector.oee.engine import compute_components_buckets
 from collector.oee_facts import read_oee_inputs
 from collector.queries.errors import QueryError
+from collector.queries.oee_hours import HOUR, scope_sums, stored_days
 from collector.queries.scope import EquipmentRef, Scope, equipment_in_scope
+
+_TICK = timedelta(microseconds=1)
 
 #: Longest window one request may ask for (the performance target covers 31 days).
 MAX_WINDOW_DAYS = 92
@@ -188,6 +193,88 @@ def equipment_inputs(
     )
 
 
+@dataclass
+class ScopeComponents:
+    """Components of a scope's window: per bucket (all equipment) and per equipment."""
+
+    by_bucket: list[OeeComponents]
+    by_equipment: list[OeeComponents]
+
+
+def scope_components(
+    conn: psycopg.Connection,
+    masterdata: MasterData,
+    refs: Sequence[EquipmentRef],
+    bounds: Sequence[datetime],
+) -> ScopeComponents:
+    """The stored hours of valid past days (summed by PostgreSQL per bucket and per
+    equipment, collector.queries.oee_hours) plus whatever they leave (partial hours at
+    the edges, today, days not computed yet), computed from the facts. The engine's
+    components add up, so this equals computing every equipment's window at once."""
+    w0, w1 = bounds[0], bounds[-1]
+    days = stored_days(
+        conn, [r.id for r in refs], masterdata.fingerprint, w0.date(), (w1 - _TICK).date()
+    )
+    valid = days.valid
+    stored_buckets, stored_equipment = scope_sums(conn, days, bounds)
+    by_bucket = [stored_buckets.get(i, ZERO) for i in range(len(bounds) - 1)]
+    by_equipment = []
+    for ref in refs:
+        total = stored_equipment.get(ref.id, ZERO)
+        covered = _covered_hours(valid.get(ref.id, set()), bounds)
+        for lo, hi in _gaps(covered, w0, w1):
+            sub = [lo, *(b for b in bounds if lo < b < hi), hi]
+            inputs = equipment_inputs(conn, masterdata, ref, sub)
+            pieces = compute_components_buckets(inputs, sub, masterdata.settings)
+            for start, comps in zip(sub, pieces, strict=False):
+                index = bisect_right(bounds, start) - 1
+                by_bucket[index] = by_bucket[index] + comps
+            total = sum_components([total, *pieces])
+        by_equipment.append(total)
+    return ScopeComponents(by_bucket, by_equipment)
+
+
+def _covered_hours(days: set, bounds: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
+    """The hours of ``days`` the SQL sums (collector.queries.oee_hours): inside the
+    window and no bucket boundary inside; as sorted, merged spans."""
+    w0, w1 = bounds[0], bounds[-1]
+    spans: list[tuple[datetime, datetime]] = []
+    for day in sorted(days):
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        lo, hi = max(w0, midnight), min(w1, midnight + 24 * HOUR)
+        first = midnight + HOUR * -(-(lo - midnight) // HOUR)  # whole hours inside
+        last = midnight + HOUR * ((hi - midnight) // HOUR)
+        inside = bounds[bisect_right(bounds, first) : bisect_right(bounds, last)]
+        cut = {_floor_hour(b) for b in inside if b != _floor_hour(b)}
+        h = first
+        while h < last:
+            if h not in cut:
+                if spans and spans[-1][1] == h:
+                    spans[-1] = (spans[-1][0], h + HOUR)
+                else:
+                    spans.append((h, h + HOUR))
+            h += HOUR
+    return spans
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _gaps(
+    covered: list[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` minus the sorted, disjoint ``covered`` spans."""
+    gaps, cursor = [], start
+    for lo, hi in covered:
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
+
+
 def oee_report(
     conn: psycopg.Connection,
     masterdata: MasterData,
@@ -203,28 +290,21 @@ def oee_report(
     bounds, shift_names = bucket_boundaries(request.bucket, request.start, end, tz, calendar)
     # components first, ratios last: each bucket, each equipment and the total are one
     # sum of components and one result_from_components (never averaged percentages)
-    per_equipment: list[list[OeeComponents]] = []
-    for ref in equipment:
-        inputs = equipment_inputs(conn, masterdata, ref, bounds)
-        per_equipment.append(compute_components_buckets(inputs, bounds, masterdata.settings))
+    parts = scope_components(conn, masterdata, equipment, bounds)
     buckets = tuple(
         BucketReport(
             bounds[i],
             bounds[i + 1],
             shift_names[i],
-            result_from_components(sum_components([comps[i] for comps in per_equipment])),
+            result_from_components(parts.by_bucket[i], pareto=False),
         )
         for i in range(len(bounds) - 1)
     )
-    equipment_totals = [sum_components(comps) for comps in per_equipment]
     by_equipment = tuple(
         (ref, result_from_components(total))
-        for ref, total in zip(equipment, equipment_totals, strict=True)
+        for ref, total in zip(equipment, parts.by_equipment, strict=True)
     )
-    if len(equipment) == 1 and len(buckets) == 1:
-        total = buckets[0].result
-    else:
-        total = result_from_components(sum_components(equipment_totals))
+    total = result_from_components(sum_components(parts.by_equipment))
     return OeeReport(
         request=request,
         as_of=as_of,

@@ -36,11 +36,13 @@ from lineside_common.health_http import HealthHttpServer
 from lineside_common.systemd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
+    from collector.alerts.service import AlertService
     from collector.api.server import BackgroundApiServer
 
 log = logging.getLogger("lineside.collector")
 
 GAUGE_INTERVAL_S = 15.0
+MAINTENANCE_TICK_S = 5.0
 STOP_DRAIN_TIMEOUT_S = 10.0
 
 
@@ -78,6 +80,7 @@ class CollectorService:
         self.migrated = False
         self.ingest_thread: threading.Thread | None = None
         self._maintenance_thread: threading.Thread | None = None
+        self._next_gauges = 0.0
         self.health = (
             HealthHttpServer(
                 config.health.listen,
@@ -90,15 +93,28 @@ class CollectorService:
         )
         self.notifier = SystemdNotifier()
         self.started_at = datetime.now(UTC)
-        # one master data source for the API and the alert rules (one set of metrics)
-        self.masterdata = MasterDataSource(config.masterdata_file)
+        # one master data source for the API, the alert rules and the OEE hours
+        self.masterdata = MasterDataSource(config.masterdata_file, registry=self.metrics.registry)
         self.api_server: BackgroundApiServer | None = None
         if config.api.serve_with_ingest:
             from collector.api.app import create_app  # deferred: only with the API
             from collector.api.server import BackgroundApiServer
 
-            self.api_server = BackgroundApiServer(
-                create_app(config, database_url, masterdata=self.masterdata), config.api.listen
+            app = create_app(
+                config, database_url, registry=self.metrics.registry, masterdata=self.masterdata
+            )
+            self.api_server = BackgroundApiServer(app, config.api.listen)
+        self.alerts: AlertService | None = None
+        if config.alerts.enabled:
+            from collector.alerts.service import AlertService
+
+            self.alerts = AlertService(
+                config,
+                config.alerts,
+                database_url,
+                self.masterdata,
+                self.metrics.registry,
+                client_id=f"{self.subscriber.client_id}-alerts",
             )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -153,6 +169,8 @@ class CollectorService:
         self.subscriber.stop()
         if self.api_server is not None:
             self.api_server.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
         self.pool.close(timeout=5)
         if self.health is not None:
             self.health.stop()
@@ -164,6 +182,8 @@ class CollectorService:
     def _ingest_main(self) -> None:
         if not self._migrate_until_done():
             return
+        if self.alerts is not None:
+            self.alerts.start()
         # a batch of 500 events is ~10,000 short-lived objects: collect young objects
         # less often, and never walk what startup built (as the agent does)
         settle_long_lived_objects()
@@ -204,18 +224,46 @@ class CollectorService:
 
     def _maintenance_main(self) -> None:
         next_partitions = time.monotonic() + self.config.partitions.maintenance_interval_s
-        while not self.stop_event.wait(GAUGE_INTERVAL_S):
+        next_hours = time.monotonic()
+        while not self.stop_event.wait(MAINTENANCE_TICK_S):
             if not self.migrated:
                 continue
             try:
-                self._refresh_gauges()
-                if time.monotonic() >= next_partitions:
-                    next_partitions = (
-                        time.monotonic() + self.config.partitions.maintenance_interval_s
-                    )
+                now = time.monotonic()
+                if now >= self._next_gauges:
+                    self._next_gauges = now + GAUGE_INTERVAL_S
+                    self._refresh_gauges()
+                if now >= next_partitions:
+                    next_partitions = now + self.config.partitions.maintenance_interval_s
                     self._maintain_partitions()
+                if self.config.oee_hours.enabled and now >= next_hours:
+                    next_hours = now + self.config.oee_hours.interval_s
+                    self._compute_oee_hours()
             except (psycopg.Error, PoolTimeout) as error:
                 log.warning("event=maintenance_failed error=%r", str(error).splitlines()[0])
+
+    def _compute_oee_hours(self) -> None:
+        from collector.queries.materialize import materialize_stale_days
+
+        settings = self.config.oee_hours
+        started = time.monotonic()
+        with self.pool.connection() as conn:
+            conn.execute("SET jit = off")  # many short queries (see collector.api.app)
+            try:
+                stored = materialize_stale_days(
+                    conn,
+                    self.masterdata.current(),
+                    days_back=settings.days_back,
+                    limit=settings.days_per_pass,
+                )
+            finally:
+                conn.execute("RESET jit")
+        if stored:
+            log.info(
+                "event=oee_hours_computed days=%d seconds=%.1f",
+                stored,
+                time.monotonic() - started,
+            )
 
     def _refresh_gauges(self) -> None:
         stats = self.pool.get_stats()
@@ -263,4 +311,5 @@ class CollectorService:
                 "inbox_messages": len(self.inbox),
                 "lag_s": None if oldest is None else round(max(0.0, time.time() - oldest), 3),
             },
+            "alerts": None if self.alerts is None else self.alerts.status(),
         }

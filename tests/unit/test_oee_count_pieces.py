@@ -62,9 +62,7 @@ def test_summed_counts_give_the_same_results(
         for r in inputs.runs
         if r.end is not None
     ]
-    counts += [
-        CountRecord(r.start + timedelta(seconds=startup_s), 1, 1, None) for r in inputs.runs
-    ]
+    counts += [CountRecord(r.start + timedelta(seconds=startup_s), 1, 1, None) for r in inputs.runs]
     inputs = replace(
         inputs,
         counts=counts,
