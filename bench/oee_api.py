@@ -1,12 +1,14 @@
 """Benchmark: OEE answers from a month of production of 20 machines (issue 6 targets).
 
 1. Loads ``--machines`` machines x ``--days`` days (>= 1M events with the defaults)
-   through the store's write path into a fresh database, then VACUUM ANALYZE.
+   through the store's write path into a fresh database, then computes the OEE hours of
+   the past days (what ``oee-collector run`` does in the background).
 2. Uncached, in process: ``oee_report`` for random windows of 1 hour to ``--days`` days,
-   one machine and one line (5 machines), buckets none/shift/day; p50/p95/max.
-3. Over HTTP: ``oee-collector serve`` in its own process(es) with the memory cache;
-   sequential requests from this process for cached p50/p95, then ``wrk`` (another
-   process) for requests/s against cached OEE URLs, with 1 and 2 API workers.
+   one machine and one line (5 machines), buckets none/shift/day; p50/p95/max; with the
+   stored hours and from the facts alone.
+3. Over HTTP: ``oee-collector serve`` in its own process(es): uncached latency with the
+   cache off; cached latency (sequential, from this process); ``wrk`` (another process)
+   for requests/s against cached OEE URLs, with 1 and 2 API workers.
 
     ./lineside bench oee_api
     ./lineside bench oee_api --machines 4 --days 3 --samples 50   # a quick look
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +42,9 @@ from _pg_helpers import migrated_database  # noqa: E402
 
 from collector.api.auth import Role, create_token  # noqa: E402
 from collector.api.auth_config import AuthConfig  # noqa: E402
-from collector.masterdata import parse_masterdata  # noqa: E402
+from collector.masterdata import MasterData, parse_masterdata  # noqa: E402
 from collector.queries import Bucket, OeeRequest, Scope, oee_report  # noqa: E402
+from collector.queries.materialize import materialize_stale_days  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,8 +171,39 @@ def wrk(base: str, urls: list[str], token: str, workdir: Path, seconds: int) -> 
     )
 
 
+def time_reports(
+    conn: psycopg.Connection,
+    md: MasterData,
+    requests: list[OeeRequest],
+    start: datetime,
+    end: datetime,
+    days: int,
+) -> dict[str, list[float]]:
+    """Milliseconds of oee_report per request kind (no answer cache anywhere)."""
+    oee_report(conn, md, requests[0])  # warm up
+    timings: dict[str, list[float]] = {}
+    for r in requests:
+        t = time.perf_counter()
+        oee_report(conn, md, r)
+        ms = (time.perf_counter() - t) * 1000
+        timings.setdefault(f"{r.scope.value} (all)", []).append(ms)
+        timings.setdefault(f"{r.scope.value} bucket={r.bucket.value}", []).append(ms)
+    for scope in ("equipment", "line"):
+        for r in [r for r in requests if r.scope.value == scope][:10]:
+            for bucket in (Bucket.NONE, Bucket.SHIFT, Bucket.DAY):
+                whole = OeeRequest(r.scope, r.ident, start, end, bucket)
+                t = time.perf_counter()
+                oee_report(conn, md, whole)
+                timings.setdefault(f"{scope} last {days} d bucket={bucket}", []).append(
+                    (time.perf_counter() - t) * 1000
+                )
+    return timings
+
+
 def in_process(dsn: str, args: argparse.Namespace, start: datetime, end: datetime) -> list:
-    """Load the dataset, then time oee_report (SQL + engine) without any answer cache."""
+    """Load the dataset, compute the OEE hours of the past days (what `oee-collector
+    run` does in the background), then time oee_report (SQL + engine) without any
+    answer cache: with the stored hours, and from the facts alone."""
     rng = random.Random(7)
     with psycopg.connect(dsn, autocommit=True) as conn:
         t0 = time.perf_counter()
@@ -177,40 +212,46 @@ def in_process(dsn: str, args: argparse.Namespace, start: datetime, end: datetim
         conn.execute("VACUUM ANALYZE")
         conn.execute("SET jit = off")  # as the API's pool does
         print(
-            f"dataset: {events:,} events, {args.machines} machines x {args.days} days, "
-            f"written in {load_s:.0f} s"
+            f"dataset: {events:,} events, {args.machines} machines x {args.days} days "
+            f"(to {end.isoformat()}), written in {load_s:.0f} s"
         )
         md = parse_masterdata(dataset.MASTERDATA_YAML, "masterdata.yaml")
+        t0 = time.perf_counter()
+        days = materialize_stale_days(conn, md, days_back=args.days + 2, limit=1_000_000)
+        print(f"OEE hours computed for {days} equipment-days in {time.perf_counter() - t0:.1f} s")
+        conn.execute("VACUUM ANALYZE")
         requests = random_requests(rng, args.samples, start, end, args.machines, args.days)
-        oee_report(conn, md, requests[0])  # warm up
-        timings: dict[str, list[float]] = {}
-        for r in requests:
-            t = time.perf_counter()
-            oee_report(conn, md, r)
-            ms = (time.perf_counter() - t) * 1000
-            timings.setdefault(f"{r.scope.value}", []).append(ms)
-            timings.setdefault(f"{r.scope.value} bucket={r.bucket.value}", []).append(ms)
-        for scope in ("equipment", "line"):
-            for r in [r for r in requests if r.scope.value == scope][:5]:
-                for bucket in (Bucket.NONE, Bucket.SHIFT):
-                    whole = OeeRequest(r.scope, r.ident, start, end, bucket)
-                    t = time.perf_counter()
-                    oee_report(conn, md, whole)
-                    timings.setdefault(f"{scope} whole {args.days}d bucket={bucket}", []).append(
-                        (time.perf_counter() - t) * 1000
-                    )
-    print("uncached, in process (oee_report: SQL + engine), random windows 1 h..30 d:")
-    for name in sorted(timings):
-        summary(name, timings[name])
+        for label, masterdata in (
+            ("with the stored OEE hours (as served)", md),
+            ("from the facts alone (no stored hours)", replace(md, fingerprint="facts-only")),
+        ):
+            timings = time_reports(conn, masterdata, requests, start, end, args.days)
+            print(f"uncached oee_report {label}; random windows 1 h..{args.days} d:")
+            for name in sorted(timings):
+                summary(name, timings[name])
     return requests
 
 
 def over_http(dsn: str, requests: list, workdir: Path, args: argparse.Namespace) -> None:
-    """Cached latency (sequential) and wrk throughput against `oee-collector serve`."""
+    """`oee-collector serve` in its own process(es): uncached latency (cache off),
+    cached latency (sequential, this process) and wrk throughput over cached URLs."""
     secret = secrets.token_urlsafe(48)
     auth = AuthConfig(hs256_secret=secret)
     token = create_token(auth, subject="bench", role=Role.VIEWER, sites=["*"], ttl_s=3600)
     headers = {"Authorization": f"Bearer {token}"}
+    proc, base = start_api(dsn, workdir, secret, 1, "off")
+    try:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            uncached = []
+            for r in requests:
+                t = time.perf_counter()
+                resp = client.get(url_of(base, r))
+                uncached.append((time.perf_counter() - t) * 1000)
+                assert resp.status_code == 200, resp.text
+        print("API, 1 worker, cache off (every answer computed, stored OEE hours used):")
+        summary("uncached GET /api/v1/oee (sequential)", uncached)
+    finally:
+        stop(proc)
     for workers in (1, 2):
         proc, base = start_api(dsn, workdir, secret, workers, "memory")
         try:
@@ -225,6 +266,7 @@ def over_http(dsn: str, requests: list, workdir: Path, args: argparse.Namespace)
                     resp = client.get(urls[i % len(urls)])
                     cached.append((time.perf_counter() - t) * 1000)
                     assert resp.status_code == 200
+                    assert resp.headers["x-cache"] == "hit"
             print(f"API, {workers} worker(s), memory cache:")
             summary("cached GET /api/v1/oee (sequential)", cached)
             print(f"  wrk -t2 -c32 -d{args.wrk_seconds}s over 50 cached OEE URLs:")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .alerts import AlertEvent
 from .envelope import BatchAck, EventBatch
 from .events import EVENT_ADAPTER, SCHEMA_VERSION
 
@@ -32,6 +33,7 @@ def export_schemas() -> dict[str, dict[str, Any]]:
         "Event": _finish(EVENT_ADAPTER.json_schema(), "Event"),
         "EventBatch": _finish(EventBatch.model_json_schema(), "EventBatch"),
         "BatchAck": _finish(BatchAck.model_json_schema(), "BatchAck"),
+        "AlertEvent": _finish(AlertEvent.model_json_schema(), "AlertEvent"),
     }
 
 

@@ -97,6 +97,17 @@ async def test_fault_broker_down_60s_under_load_every_event_arrives(
             await eventually(
                 lambda: consumer.event_count() >= len(producer.produced) - 400, 60, "catching up"
             )
+
+            def live_after_reconnect() -> bool:
+                # on a quiet machine the backlog is sent in under a second: go on producing
+                # until events made well after the reconnect have arrived too
+                received = consumer.event_ids()
+                return any(
+                    at > reconnected_at + 1.0 and event_id in received
+                    for event_id, at in list(producer.produced.items())
+                )
+
+            await eventually(live_after_reconnect, 30, "live events after the reconnect")
             producer.stop.set()
             await producing
             assert buffer.flush(10)

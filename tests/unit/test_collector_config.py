@@ -20,12 +20,23 @@ EXAMPLE = Path(__file__).parent.parent.parent / "config" / "collector.example.ya
 def test_the_example_loads_with_its_credentials(tmp_path: Path) -> None:
     (tmp_path / "mqtt-password").write_text("s3cret\n")
     (tmp_path / "database-url").write_text("postgresql://lineside@db/lineside\n")
+    (tmp_path / "api-hs256-secret").write_text("k" * 40 + "\n")
+    (tmp_path / "webhook-url").write_text("https://chat.example/hooks/T0K3N\n")
     config = load_collector_config(EXAMPLE, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert config.mqtt.password is not None
     assert config.mqtt.password.get_secret_value() == "s3cret"
     assert config.mqtt.resolved_port == 8883
     assert resolve_database_url(config, None, {}) == "postgresql://lineside@db/lineside"
-    assert "s3cret" not in repr(config)  # secrets never printed
+    assert config.api.auth is not None and config.api.auth.hs256_secret is not None
+    assert config.api.auth.hs256_secret.get_secret_value() == "k" * 40
+    assert [rule.name for rule in config.alerts.rules] == [
+        "line-oee-low",
+        "long-stop",
+        "machine-offline",
+    ]
+    assert config.masterdata_file == EXAMPLE.parent / "masterdata.yaml"
+    for secret in ("s3cret", "k" * 40, "T0K3N"):  # secrets never printed
+        assert secret not in repr(config)
 
 
 def test_no_file_means_every_default() -> None:

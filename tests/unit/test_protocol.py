@@ -499,7 +499,7 @@ def objects_in(node: Any) -> list[dict[str, Any]]:
 
 def test_exported_schemas_are_well_formed() -> None:
     schemas = export_schemas()
-    assert set(schemas) == {"Event", "EventBatch", "BatchAck"}
+    assert set(schemas) == {"Event", "EventBatch", "BatchAck", "AlertEvent"}
     for name, schema in schemas.items():
         json.dumps(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -508,7 +508,7 @@ def test_exported_schemas_are_well_formed() -> None:
             assert ref.startswith("#/$defs/"), ref
             assert ref.removeprefix("#/$defs/") in schema["$defs"], ref
         for obj in objects_in(schema):
-            assert set(obj.get("required", [])) <= set(obj["properties"]), obj.get("title")
+            assert set(obj.get("required", [])) <= set(obj.get("properties", {})), obj.get("title")
     event_schema = schemas["Event"]
     assert set(event_schema["discriminator"]["mapping"]) == set(EVENT_TYPES)
     for type_name, event_class in EVENT_TYPES.items():
@@ -532,7 +532,12 @@ def test_exported_schemas_validate_real_messages_when_jsonschema_is_installed() 
 def test_schema_cli_writes_one_file_per_model(tmp_path: Path) -> None:
     assert schema_main([str(tmp_path / "out")]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["BatchAck.schema.json", "Event.schema.json", "EventBatch.schema.json"]
+    assert written == [
+        "AlertEvent.schema.json",
+        "BatchAck.schema.json",
+        "Event.schema.json",
+        "EventBatch.schema.json",
+    ]
     assert (
         json.loads((tmp_path / "out" / "Event.schema.json").read_text())
         == (export_schemas()["Event"])
