@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from collector.cli_common import ConfigArg, DsnOption, connect_or_exit, load_or_exit
+from collector.masterdata import MasterData, load_masterdata
 from collector.oee import OeeResult, Ratio
 from collector.queries import OeeReport, OeeRequest, QueryError, Scope, oee_report
 from collector.queries.oee import Bucket
 from collector.queries.scope import equipment_in_scope
 from collector.queries.shifts import shift_window
-from collector.service.masterdata_source import MasterDataSource
 from lineside_common.yamlconfig import ConfigFileError
 
 out = Console(soft_wrap=True)
@@ -98,12 +98,17 @@ def oee_command(
         raise typer.Exit(EXIT_USAGE)
     loaded = load_or_exit(config)
     try:
-        masterdata = MasterDataSource(loaded.masterdata_file).current()
+        masterdata = (
+            MasterData.empty()
+            if loaded.masterdata_file is None
+            else load_masterdata(loaded.masterdata_file)
+        )
     except ConfigFileError as exc:
         err.print(exc.report(str(loaded.masterdata_file)), highlight=False, markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     now = datetime.now(UTC).replace(microsecond=0)
     with connect_or_exit(loaded, dsn) as conn:
+        conn.execute("SET jit = off")  # short window queries (see collector.api.app)
         try:
             if shift is not None:
                 refs = equipment_in_scope(conn, scope, ident)

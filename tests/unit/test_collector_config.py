@@ -27,7 +27,8 @@ def test_the_example_loads_with_its_credentials(tmp_path: Path) -> None:
     assert config.mqtt.password.get_secret_value() == "s3cret"
     assert config.mqtt.resolved_port == 8883
     assert resolve_database_url(config, None, {}) == "postgresql://lineside@db/lineside"
-    assert config.api.auth is not None and config.api.auth.hs256_secret is not None
+    assert config.api.auth is not None
+    assert config.api.auth.hs256_secret is not None
     assert config.api.auth.hs256_secret.get_secret_value() == "k" * 40
     assert [rule.name for rule in config.alerts.rules] == [
         "line-oee-low",
