@@ -23,6 +23,7 @@ from lineside_common.yamlconfig import (
     ConfigIssue,
     env_resolver,
     load_yaml,
+    read_config_text,
     validate_document,
 )
 
@@ -235,12 +236,7 @@ def load_collector_config(
     if path is None:
         return CollectorConfig()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(
-            [ConfigIssue(str(path), None, None, "", f"cannot read: {exc.strerror}")]
-        ) from None
+    text = read_config_text(path)
     env = dict(os.environ if environ is None else environ)
     document: Any = load_yaml(text, str(path))  # a small file: keep positions always
     if document is None:

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -59,6 +60,16 @@ UNKNOWN_KEY_HINT = "unknown key (check the spelling; see the documentation for v
 
 # ${NAME}, ${NAME:-default}, ${credential:NAME}
 _REFERENCE = re.compile(r"\$\{(?:(credential):)?([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}")
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a configuration file; ConfigFileError naming the file when unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(
+            [ConfigIssue(str(path), None, None, "", f"cannot read: {exc.strerror}")]
+        ) from None
 
 
 def load_yaml(text: str, filename: str) -> Any:

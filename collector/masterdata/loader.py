@@ -43,6 +43,7 @@ from lineside_common.yamlconfig import (
     load_yaml,
     locate,
     located_issues,
+    read_config_text,
 )
 
 UNKNOWN_KEY = "unknown key (check the spelling; see docs/masterdata.md for valid keys)"
@@ -64,12 +65,7 @@ _CLASS_NAMES = tuple(StateClass)
 def load_masterdata(path: str | Path) -> MasterData:
     """Load and check the master data file; ``ConfigFileError`` lists every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(
-            [ConfigIssue(str(path), None, None, "", f"cannot read: {exc.strerror}")]
-        ) from None
+    text = read_config_text(path)
     return parse_masterdata(text, str(path))
 
 

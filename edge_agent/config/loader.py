@@ -20,6 +20,7 @@ from lineside_common.yamlconfig import (
     load_yaml,
     load_yaml_fast,
     locate,
+    read_config_text,
     validate_document,
 )
 
@@ -30,12 +31,7 @@ UNKNOWN_KEY = "unknown key (check the spelling; see docs/configuration.md for va
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> AgentConfig:
     """Load and validate ``path``; raise ConfigFileError listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(
-            [ConfigIssue(str(path), None, None, "", f"cannot read: {exc.strerror}")]
-        ) from None
+    text = read_config_text(path)
     return parse_config(text, str(path), environ)
 
 
