@@ -12,8 +12,8 @@ Two layouts: :data:`COMPACT` (key, type, default, description; numeric bounds fo
 into the type) and :data:`DETAILED` (full path, type, default, constraints, description,
 example). :func:`splice` replaces the generated part of a hand-written document.
 
-:func:`schema_with_factory_defaults` is the one impure helper: it asks a pydantic model
-for the defaults JSON Schema leaves out (``default_factory``).
+:func:`schema_with_factory_defaults` (in ``_schema_defaults``, re-exported here) asks a
+pydantic model for the defaults JSON Schema leaves out (``default_factory``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
+from lineside_common._schema_defaults import (
+    schema_with_factory_defaults as schema_with_factory_defaults,  # re-exported
+)
 
 COMPACT = ("key", "type", "default", "description")
 DETAILED = ("path", "type", "default", "constraints", "description", "example")
@@ -407,39 +407,3 @@ def _example_text(value: Any) -> str | None:
         if all(i is not None for i in items):
             return "[" + ", ".join(str(i) for i in items) + "]"
     return None
-
-
-# -- the one helper that needs the pydantic model -----------------------------------------
-
-
-def schema_with_factory_defaults(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON Schema with the defaults of ``default_factory`` fields filled in
-    (JSON Schema leaves them out: a reference would show no default for ``rules: []``)."""
-    schema = model.model_json_schema()
-    defs = schema.get("$defs", {})
-    for cls in _models_under(model):
-        target = schema if cls is model else defs.get(cls.__name__, {})
-        properties = target.get("properties", {})
-        for name, field in cls.model_fields.items():
-            prop = properties.get(field.alias or name)
-            if prop is None or field.default_factory is None or "default" in prop:
-                continue
-            prop["default"] = to_jsonable_python(field.default_factory())  # type: ignore[call-arg]
-    return schema
-
-
-def _models_under(model: type[BaseModel]) -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
-
-    def visit(annotation: Any) -> None:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if annotation not in found:
-                found.append(annotation)
-                for field in annotation.model_fields.values():
-                    visit(field.annotation)
-            return
-        for arg in typing.get_args(annotation):
-            visit(arg)
-
-    visit(model)
-    return found
