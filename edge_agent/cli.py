@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edge_agent.buffer.cli import app as buffer_app
 from edge_agent.buffer.errors import EventBufferError
@@ -207,6 +208,66 @@ def run(
     except HealthServerError as exc:
         err.print(f"edge-agent: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def doctor(
+    config: Annotated[Path, typer.Argument(help="Agent YAML file, e.g. /etc/lineside/agent.yaml")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds allowed for each step of a check", min=0.5, max=60)
+    ] = 5.0,
+) -> None:
+    """Check the configuration, PLCs, broker, buffer disk and clock; say what to fix.
+
+    Exit code 0 when every check is ok or only warns, 1 when any check failed, 2 when
+    the configuration is invalid (its problems are listed with file:line:column).
+    As the service's user (sudo -u lineside) it sees the agent's file permissions; see
+    docs/install-line-pc.md (section 10) for credentials that only root can read.
+    """
+    import asyncio
+    import json
+
+    from edge_agent.doctor import counts, run_doctor
+
+    _quiet_libraries()
+    report = asyncio.run(run_doctor(config, timeout))
+    if json_output:
+        document = {
+            "config": str(config),
+            "exit_code": report.exit_code,
+            "summary": counts(report.checks),
+            "checks": [check.as_dict() for check in report.checks],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        raise typer.Exit(report.exit_code)
+    outcome = report.config_outcome
+    if not report.config_valid and outcome is not None and outcome.issues:
+        lines = [f"{config}: {len(outcome.issues)} problem(s)"]
+        lines += [f"  {issue.render()}" for issue in outcome.issues]
+        err.print("\n".join(lines), highlight=False, markup=False)
+    table = Table(title=f"edge-agent doctor {config}", title_justify="left")
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        table.add_row(
+            Text(check.name),
+            Text(check.status.value.upper(), style=_STATUS_STYLES[check.status.value]),
+            Text(check.detail),
+            Text(check.fix),
+        )
+    out.print(table)
+    summary = counts(report.checks)
+    out.print(
+        f"{summary['ok']} ok, {summary['warn']} warn, {summary['fail']} fail "
+        f"(exit {report.exit_code})",
+        highlight=False,
+        markup=False,
+    )
+    raise typer.Exit(report.exit_code)
+
+
+_STATUS_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def _quiet_libraries() -> None:
