@@ -187,6 +187,13 @@ def run(
     opcua_user: Annotated[
         str | None, typer.Option(help=f"Require this OPC UA user; password from ${PASSWORD_ENV}")
     ] = None,
+    wall_timestamps: Annotated[
+        bool,
+        typer.Option(
+            help="OPC UA SourceTimestamps on the wall clock, not the accelerated simulated "
+            "clock (the truth log keeps simulated time); used by lineside-demo"
+        ),
+    ] = False,
     live: Annotated[bool, typer.Option(help="Live machine table (when on a terminal)")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -237,6 +244,7 @@ def run(
         opcua_policies=policies,
         opcua_users=users,
         faults=commands,
+        wall_timestamps=wall_timestamps,
     )
     show_live = live and out.is_terminal
     display: Live | None = None

@@ -46,6 +46,7 @@ class ServeOptions:
     opcua_policies: list[str] | None = None
     opcua_users: dict[str, str] = field(default_factory=dict)
     faults: list[FaultCommand] = field(default_factory=list)
+    wall_timestamps: bool = False  # OPC UA SourceTimestamps on the wall clock
 
 
 @dataclass
@@ -87,6 +88,9 @@ def build_faces(sim: Simulation, options: ServeOptions) -> list[Face]:
                 read_certificate_der(path) for path in sim.scenario.opcua.user_certificates
             ],
         )
+        source_time = None
+        if options.wall_timestamps and isinstance(sim.clock, AcceleratedClock):
+            source_time = sim.clock.to_wall
         faces.append(
             OpcUaFace(
                 sim,
@@ -95,6 +99,7 @@ def build_faces(sim: Simulation, options: ServeOptions) -> list[Face]:
                 faults=FaultState(),
                 security=security,
                 cert_dir=options.data_dir / "pki",
+                source_time=source_time,
             )
         )
     if options.modbus_port is not None or options.modbus_serial is not None:

@@ -35,6 +35,11 @@ class AcceleratedClock:
         self._speed = speed
         self._monotonic = monotonic
         self._mono0 = monotonic()
+        self._wall0 = datetime.now(UTC)
+
+    def to_wall(self, sim_time: datetime) -> datetime:
+        """The wall-clock instant at which this clock shows ``sim_time``."""
+        return self._wall0 + (sim_time - self._start) / self._speed
 
     @property
     def speed(self) -> float:

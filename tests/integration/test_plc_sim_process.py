@@ -128,3 +128,33 @@ def test_exit_at_end_stops_after_the_shift(tmp_path: Path) -> None:
     ]
     parts = [r for r in records if r["type"] == "part"]
     assert len(parts) > 20_000
+
+
+def test_wall_timestamps_put_opcua_source_times_on_the_wall_clock(tmp_path: Path) -> None:
+    """--wall-timestamps: the model runs 60x from a simulated 2026-11-30 06:00 (not
+    today), yet OPC UA SourceTimestamps are "now"; the truth log keeps simulated time."""
+    from datetime import UTC, datetime
+
+    process = SimProcess(tmp_path, "--wall-timestamps")
+
+    async def source_times() -> list[datetime]:
+        url = f"opc.tcp://127.0.0.1:{process.opcua_port}"
+        async with Client(url, timeout=5) as client:
+            ns = await client.get_namespace_index("urn:lineside:simulator")
+            stamps = []
+            for tag in ("State", "GoodCount"):
+                node = client.get_node(f"ns={ns};s=plant1.body.line2.press-1.{tag}")
+                stamps.append((await node.read_data_value()).SourceTimestamp)
+            return stamps
+
+    try:
+        stamps = asyncio.run(source_times())
+        now = datetime.now(UTC)
+        for stamp in stamps:
+            assert abs((stamp.replace(tzinfo=UTC) - now).total_seconds()) < 10, stamps
+    finally:
+        code, _out, err = process.stop()
+    assert code == 0, err
+    started = process.truth_records()[0]
+    assert started["type"] == "run_started"
+    assert started["ts"].startswith("2026-11-30T05:00"), started

@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -177,8 +178,12 @@ class OpcUaFace:
         security: OpcUaSecurity | None = None,
         cert_dir: Path | None = None,
         application_uri: str = DEFAULT_APPLICATION_URI,
+        source_time: Callable[[datetime], datetime] | None = None,
     ) -> None:
+        """``source_time`` maps simulated time to the SourceTimestamp served (default:
+        the simulated time itself)."""
         self.sim = sim
+        self.source_time = source_time
         self.host = host
         self.port = port
         self.faults = faults if faults is not None else FaultState()
@@ -279,7 +284,7 @@ class OpcUaFace:
             self._reset_counters_method,
         )
         self._writer = ValueWriter(
-            self._index.variables, lambda: self.faults, self.sim.clock.now, loop
+            self._index.variables, lambda: self.faults, self.sim.clock.now, loop, self.source_time
         )
         self._writer.apply([u for u in self.sim.current_values() if not u.tag.is_command])
         self.build_s = loop.time() - started

@@ -13,6 +13,11 @@ updates that arrive meanwhile are remembered, not served. When the fault ends th
 last model value comes back (its own SourceTimestamp, a new ServerTimestamp), so a
 subscriber sees Bad -> Good. A status name that is not Bad (e.g. an Uncertain code)
 is served with the last value instead of none.
+
+``source_time`` maps a simulated time to the SourceTimestamp served: by default the
+simulated time itself; ``plc-sim run --wall-timestamps`` maps it to the wall clock, so
+an accelerated run still stamps its values "now" (the demo needs events on one clock
+for OPC UA and Modbus, and the collector refuses events far in the future).
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ class ValueWriter:
         faults: Callable[[], FaultState],
         sim_now: Callable[[], datetime],
         loop: asyncio.AbstractEventLoop,
+        source_time: Callable[[datetime], datetime] | None = None,
     ) -> None:
         self._variables = variables
+        self._source_time = source_time or _same_time
         self._faults = faults
         self._sim_now = sim_now
         self._loop = loop
@@ -69,7 +76,7 @@ class ValueWriter:
             data = ua.DataValue(
                 ua.Variant(var.convert(value.value), var.variant_type),
                 ua.StatusCode(),
-                value.changed_at,
+                self._source_time(value.changed_at),
                 server_now,
             )
             var.good = data
@@ -132,7 +139,8 @@ class ValueWriter:
         value = None
         if not status_code.is_bad() and var.good is not None:
             value = var.good.Value
-        return ua.DataValue(value, status_code, self._sim_now(), server_now)
+        source_ts = self._source_time(self._sim_now())
+        return ua.DataValue(value, status_code, source_ts, server_now)
 
     def _serve(self, var: ServedVariable, data: ua.DataValue, notify: list[_Notification]) -> None:
         var.attribute.value = data
@@ -156,3 +164,7 @@ class ValueWriter:
                             log.exception("event=opcua_datachange_callback_failed")
         finally:
             self._drain_task = None
+
+
+def _same_time(sim_time: datetime) -> datetime:
+    return sim_time
