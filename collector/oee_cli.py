@@ -18,7 +18,6 @@ from collector.queries.scope import equipment_in_scope
 from collector.queries.shifts import shift_window
 from lineside_common.yamlconfig import ConfigFileError
 
-out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 EXIT_USAGE = 2
 
@@ -128,4 +127,5 @@ def oee_command(
         f"OEE {scope.value} {ident} — {label}: {report.request.start.isoformat()} .. "
         f"{report.end.isoformat()} (as of {report.as_of.isoformat()})"
     )
-    out.print(render_report(report, title))
+    # made here, not at import: the width comes from the terminal (or $COLUMNS) of this call
+    Console(soft_wrap=True).print(render_report(report, title))
