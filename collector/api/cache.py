@@ -15,7 +15,8 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import pybreaker
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -25,6 +26,7 @@ from collector.api.config import CacheConfig
 log = logging.getLogger(__name__)
 
 _REVISION = struct.Struct(">q")
+T = TypeVar("T")
 _REDIS_PREFIX = "lineside:api:"
 
 
@@ -91,7 +93,13 @@ class AnswerCache:
             self._backend = _RedisBackend(config.redis_url.get_secret_value())
         else:
             self._backend = None
-        self._breaker = pybreaker.CircuitBreaker(fail_max=3, reset_timeout=10)
+        # Redis only: pybreaker holds one lock for the whole call, so wrapping the memory
+        # backend would serialise every lookup of the process for nothing
+        self._breaker = (
+            pybreaker.CircuitBreaker(fail_max=3, reset_timeout=10)
+            if isinstance(self._backend, _RedisBackend)
+            else None
+        )
         self.lookups = Counter(
             "lineside_api_cache_lookups",
             "OEE cache lookups by result (hit, miss, stale: facts changed since, error)",
@@ -119,7 +127,7 @@ class AnswerCache:
         if self._backend is None:
             return None
         try:
-            value = self._breaker.call(self._backend.get, key)
+            value = self._call(self._backend.get, key)
         except Exception as exc:  # fail open: any backend trouble means "compute it"
             self._failed("get", exc)
             self.lookups.labels("error").inc()
@@ -138,9 +146,12 @@ class AnswerCache:
         if self._backend is None:
             return
         try:
-            self._breaker.call(self._backend.put, key, _REVISION.pack(revision) + body, self._ttl_s)
+            self._call(self._backend.put, key, _REVISION.pack(revision) + body, self._ttl_s)
         except Exception as exc:
             self._failed("put", exc)
+
+    def _call(self, method: Callable[..., T], *args: object) -> T:
+        return method(*args) if self._breaker is None else self._breaker.call(method, *args)
 
     def _failed(self, operation: str, exc: Exception) -> None:
         self.errors.labels(operation).inc()
