@@ -91,6 +91,17 @@ def timeline_problems(scenario: Scenario, start: datetime) -> list[str]:
     return problems
 
 
+def _wall_mapping(clock: Clock, start: datetime) -> dict[str, str]:
+    """``wall_start``: the wall-clock instant (microseconds) the simulated ``start`` maps to,
+    so that a reader can put truth times on the wall clock exactly as
+    ``plc-sim run --wall-timestamps`` stamps OPC UA values:
+    wall_start + (ts - start) / speed. Absent for a clock without a wall mapping."""
+    to_wall = getattr(clock, "to_wall", None)
+    if to_wall is None:
+        return {}
+    return {"wall_start": to_wall(start).astimezone(UTC).isoformat(timespec="microseconds")}
+
+
 class Simulation:
     def __init__(
         self,
@@ -141,6 +152,7 @@ class Simulation:
                         "seed": self.seed,
                         "speed": speed,
                         "start": format_ts(start),
+                        **_wall_mapping(clock, start),
                         "timezone": scenario.timezone,
                         "machines": [_machine_facts(cfg) for cfg in self.machine_configs.values()],
                     },
