@@ -208,6 +208,8 @@ class Simulation:
             if self._diffed.get(name) == key:
                 continue
             self._diffed[name] = key
+            for counters in model.take_counters_before_resets():
+                updates += self._changed(name, counters, only_given=True)
             updates += self._changed(name, model.signals(now))
         self._write(records)
         if updates:
@@ -215,9 +217,15 @@ class Simulation:
                 listener(updates)
         return updates
 
-    def _changed(self, machine: str, signals: dict[str, SignalValue]) -> list[TagUpdate]:
+    def _changed(
+        self, machine: str, signals: dict[str, SignalValue], only_given: bool = False
+    ) -> list[TagUpdate]:
+        """Updates of the tags whose value differs from the one served; ``only_given``:
+        of the tags that read one of ``signals`` directly."""
         out = []
         for tag in self._served_tags[machine]:
+            if only_given and tag.signal not in signals:
+                continue
             value = value_of(tag, signals)
             key = (machine, tag.name)
             if self._served.get(key, _UNSET) != value.value:

@@ -63,6 +63,9 @@ class MachineModel:
         self._changed_at: dict[str, datetime] = dict.fromkeys(
             ("state", "reason", "order", "product", "counters"), start
         )
+        # Counter values that a reset replaced since the runtime last looked: a PLC shows
+        # a counter's last value before it resets it, however soon after the last part.
+        self._before_resets: list[dict[str, SignalValue]] = []
 
     @property
     def channels(self) -> list[Channel]:
@@ -111,6 +114,21 @@ class MachineModel:
 
     # -- what the PLC shows ------------------------------------------------------------
 
+    def take_counters_before_resets(self) -> list[dict[str, SignalValue]]:
+        """The counter signals (total, good, scrap) as they were just before each reset
+        since the last call, oldest first: served before the current values, so that a
+        client that sees every change (an OPC UA subscription) sees them too."""
+        taken, self._before_resets = self._before_resets, []
+        return taken
+
+    def _counter_signals(self) -> dict[str, SignalValue]:
+        at = self._changed_at["counters"]
+        return {
+            "total": SignalValue(self.counters.total, at),
+            "good": SignalValue(self.counters.good, at),
+            "scrap": SignalValue(self.counters.scrap, at),
+        }
+
     def signals(self, now: datetime | None = None) -> dict[str, SignalValue]:
         """Every served signal with its value and change time at ``now``."""
         now = now or self.now
@@ -120,9 +138,7 @@ class MachineModel:
             "state": SignalValue(encode_state(self.state, self.config.state_encoding), c["state"]),
             "state_name": SignalValue(self.state.value, c["state"]),
             "reason": SignalValue(self.reason, c["reason"]),
-            "total": SignalValue(self.counters.total, c["counters"]),
-            "good": SignalValue(self.counters.good, c["counters"]),
-            "scrap": SignalValue(self.counters.scrap, c["counters"]),
+            **self._counter_signals(),
             "order": SignalValue(self.order, c["order"]),
             "product": SignalValue(self.product, c["product"]),
             "ideal_cycle_time_s": SignalValue(self.ideal_cycle_time_s, c["product"]),
@@ -270,6 +286,8 @@ class MachineModel:
         )
 
     def _reset(self, at: datetime, cause: str) -> TruthRecord:
+        if self.counters != Counters():
+            self._before_resets.append(self._counter_signals())
         self.counters = Counters()
         self._changed_at["counters"] = at
         return TruthRecord(at, "counter_reset", self.name, {"cause": cause})

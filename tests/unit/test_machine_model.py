@@ -129,6 +129,30 @@ def test_order_change_resets_counters_and_switches_product() -> None:
     assert first_b.data["total"] == 1
 
 
+def test_the_last_counter_values_before_a_reset_are_kept_for_the_faces() -> None:
+    """A step that holds the last parts of an order and the reset of the next one (30
+    simulated seconds here) must still let the faces show the counters before the reset."""
+    model = build(SHIFT, START)
+    last_parts: dict[str, int] = {}
+    seen: list[dict[str, int]] = []
+    t = model.now
+    while t < END:
+        t = min(END, t + timedelta(seconds=30))
+        for record in model.advance_to(t):
+            if record.type == "part":
+                last_parts = {k: record.data[k] for k in ("total", "good_count", "scrap_count")}
+            elif record.type == "counter_reset" and last_parts:
+                seen.append(last_parts)
+                last_parts = {}
+        for before in model.take_counters_before_resets():
+            shown = {"total": before["total"].value, "good_count": before["good"].value,
+                     "scrap_count": before["scrap"].value}  # fmt: skip
+            assert seen, "counters kept without a reset after parts"
+            assert shown == seen.pop(0)
+    assert seen == []
+    assert model.take_counters_before_resets() == []  # taken once
+
+
 def test_raw_counters_are_consistent_with_the_part_log() -> None:
     records = play(build(SHIFT, START), END, 30)
     total = good = scrap = 0
