@@ -74,6 +74,7 @@ class Entry:
 class Outcome:
     highest_rowid: int | None = None
     dropped: list[DroppedRange] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # the events committed
 
 
 class Writer:
@@ -368,7 +369,7 @@ class Writer:
         state.captured_total += len(encoded.rows)
         state.rejected_total += encoded.rejected
         state.commits_total += 1
-        outcome = Outcome(encoded.rows[-1][0] if encoded.rows else None)
+        outcome = Outcome(encoded.rows[-1][0] if encoded.rows else None, rows=encoded.rows)
         for dropped in drops:
             if dropped.tally:
                 self._add_dropped(dropped.tally.counts())

@@ -4,8 +4,8 @@ An event counts as captured once it is committed here. The pipeline ``submit``s 
 events (plain dicts) on the event loop; one writer thread encodes them with orjson and
 commits them in groups, together with the per-equipment next sequence numbers and the
 deriver snapshots submitted with them. The forwarder reads committed events
-(``read_after``), is woken by commit listeners, and ``delete``s what the collector
-confirmed.
+(``read_after``; the latest commits also from memory, ``read_recent``), is woken by
+commit listeners, and ``delete``s what the collector confirmed.
 
 Loss window per ``durability`` (what a failure can cost):
 
@@ -44,6 +44,7 @@ from typing import Any
 
 from edge_agent.buffer import _store
 from edge_agent.buffer._commit import oldest_captured_ms
+from edge_agent.buffer._recent import RecentEvents
 from edge_agent.buffer._writer import BufferState, Entry, Outcome, Writer
 from edge_agent.buffer.config import BufferConfig
 from edge_agent.buffer.errors import EventBufferError
@@ -99,6 +100,7 @@ class EventBuffer:
         self._reader = _store.connect(path, read_only=True)
         self._read_lock = threading.Lock()
         self._listeners: list[Callable[[int], None]] = []
+        self._recent = RecentEvents()
         self._undelivered: list[DroppedRange] = []
         self._closed = False
         self._writer = Writer(conn, config, state, self._on_outcome)
@@ -196,6 +198,15 @@ class EventBuffer:
             rows = self._reader.execute(READ_AFTER, (rowid, limit)).fetchall()
         return list(map(_as_event, rows))
 
+    def read_recent(self, rowid: int, limit: int) -> list[BufferedEvent] | None:
+        """Like :meth:`read_after`, from the latest commits kept in memory (never blocks
+        on I/O); None when they do not go on from ``rowid``: use :meth:`read_after`.
+
+        For one reader that moves forward (the forwarder's live events): events up to
+        ``rowid`` are forgotten.
+        """
+        return self._recent.after(rowid, limit)
+
     def first_rowid(self) -> int:
         """The oldest committed rowid, 0 when the buffer is empty."""
         return self._read_scalar("SELECT coalesce(min(rowid), 0) FROM events")
@@ -261,6 +272,10 @@ class EventBuffer:
     # -- writer thread --------------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        if outcome.rows:
+            self._recent.committed(outcome.rows)
+        if outcome.dropped:
+            self._recent.clear()  # memory must not offer what a bound took from the file
         if outcome.highest_rowid is not None:
             for listener in self._listeners:
                 try:

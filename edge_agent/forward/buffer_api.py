@@ -48,6 +48,10 @@ class EventSource(Protocol):
         """Committed events with a rowid above ``rowid``, ascending (thread-safe)."""
         ...
 
+    def read_recent(self, rowid: int, limit: int) -> Sequence[BufferedEventLike] | None:
+        """Like ``read_after`` from memory (never blocks); None: use ``read_after``."""
+        ...
+
     def first_rowid(self) -> int:
         """Lowest rowid in the buffer; 0 when it is empty."""
         ...

@@ -15,6 +15,7 @@ from lineside_protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 __all__ = ["BatchConfig", "MqttConfig", "ReconnectConfig", "TlsConfig"]
 
 KIB = 1024
+MIB = 1024 * KIB
 
 
 class BatchConfig(BaseModel):
@@ -33,7 +34,7 @@ class BatchConfig(BaseModel):
         "a single event larger than this is sent alone",
     )
     linger_ms: int = Field(
-        50,
+        10,
         ge=0,
         le=10_000,
         description="How long a live event may wait for more events of its equipment before "
@@ -134,11 +135,21 @@ class MqttConfig(BrokerAddress, BaseModel):
         "again (same batch_id and events; the collector stores each event once)",
     )
     max_inflight_batches: int = Field(
-        32,
+        256,
         ge=1,
         le=1000,
-        description="Most batches sent and not yet confirmed; when reached the agent stops "
-        "reading the buffer (bounds memory; the buffer is the queue)",
+        description="Most batches sent and not yet confirmed (with max_inflight_bytes); when "
+        "reached the agent stops reading the buffer (the buffer is the queue). Live events go "
+        "as one batch per equipment: keep it above the number of equipment, or a burst of "
+        "changes waits for the collector's confirmations of the first batches",
+    )
+    max_inflight_bytes: int = Field(
+        8 * MIB,
+        ge=256 * KIB,
+        le=1024 * MIB,
+        description="Most bytes of batch messages sent and not yet confirmed (kept in memory "
+        "for sending again); the backlog uses at most three quarters of it and of "
+        "max_inflight_batches, the rest is kept for live events",
     )
     backlog_events_per_s: float | None = Field(
         20_000.0,

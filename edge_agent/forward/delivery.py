@@ -6,13 +6,15 @@ whenever something happened and sleeps until :meth:`Delivery.next_wake` otherwis
 passes in confirmations (:meth:`on_ack`, :meth:`on_puback`). Buffer reads run in worker
 threads; everything else here runs on the event loop thread.
 
-Reading: live events are read as soon as a commit is announced, and sent after at most
+Reading: live events are read as soon as a commit is announced (from the buffer's memory
+of its latest commits when it goes on from the live cursor), and sent after at most
 ``linger_ms``. The backlog is read ahead in chunks by one background read at a time,
 while its not yet published events stay under a fixed bound; so memory is bounded by
 that bound plus the window, and a full window simply stops the reading (the buffer is
-the queue). Publishing: at most ``max_inflight_batches`` unconfirmed batches (a quarter
-of the slots kept for live events) and fewer publishes awaiting a PUBACK than the
-broker's Receive Maximum. A batch sent again keeps its ``batch_id`` and its bytes.
+the queue). Publishing: at most ``max_inflight_batches`` unconfirmed batches and about
+``max_inflight_bytes`` of them (a quarter of both kept for live events) and fewer
+publishes awaiting a PUBACK than the broker's Receive Maximum. A batch sent again keeps
+its ``batch_id`` and its bytes.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ BACKLOG_TAIL_MAX_AGE_S = 1.0  # a backlog batch waits at most this long for more
 PUBLISH_RETRY_S = 1.0  # paho did not take a publish (queue full): try again after this
 READ_RETRY_S = 1.0  # a buffer read failed: try again after this
 IDLE_POLL_S = 1.0  # safety net; commits and confirmations normally wake the pump
+EVENT_BYTES = 512  # a typical stored event, to turn a byte bound into an event count
 
 Publish = Callable[[str, bytes], "tuple[int | None, str]"]
 
@@ -73,10 +76,12 @@ class Delivery:
         self.live = Lane(False, batch.max_events, batch.max_bytes, targets)
         self.backlog = Lane(True, batch.max_events, batch.max_bytes, targets)
         self.ranges = BacklogRanges()
-        self.window = Window(config.max_inflight_batches)
-        reserve = config.max_inflight_batches // 4  # window slots the backlog leaves to live
-        self._backlog_cap = max(1, config.max_inflight_batches - reserve)
-        self._live_pending_max = config.max_inflight_batches * batch.max_events
+        self.window = Window(config.max_inflight_batches, config.max_inflight_bytes)
+        # the quarter of the window the backlog leaves to live events
+        self._backlog_cap = max(1, config.max_inflight_batches - config.max_inflight_batches // 4)
+        self._backlog_cap_bytes = config.max_inflight_bytes - config.max_inflight_bytes // 4
+        # live events read and not yet published: about as many bytes as the window holds
+        self._live_pending_max = max(batch.max_events, config.max_inflight_bytes // EVENT_BYTES)
         rate = config.backlog_events_per_s
         self._bucket = TokenBucket(rate, max(float(batch.max_events), rate or 0.0), 0.0)
         self.live_cursor = 0
@@ -130,32 +135,40 @@ class Delivery:
         more = False
         live = self.live
         if self.committed_rowid > self.live_cursor and live.pending_events < self._live_pending_max:
-            try:
-                rows = await asyncio.to_thread(
-                    self._buffer.read_after, self.live_cursor, LIVE_READ_LIMIT
-                )
-            except Exception as error:  # a failing disk: keep what is buffered, retry later
-                self._read_failed(error)
-                rows = []
+            rows = await self._read_live()
             now = time.monotonic()
             if rows:
                 self.live_cursor = rows[-1].rowid
                 self._drop_unsendable(live.add(rows, now))
                 more = len(rows) >= LIVE_READ_LIMIT
         live.seal_opened_before(now - self._linger_s)
-        self._publish_ready(live, self.window.max_batches, now)
+        self._publish_ready(live, self.window.max_batches, self.window.max_bytes, now)
         self._pump_backlog(now)
         return more and self.connected
+
+    async def _read_live(self) -> Sequence[BufferedEventLike]:
+        """The next live events: from the buffer's memory of its latest commits, else
+        from the file in a worker thread."""
+        rows = self._buffer.read_recent(self.live_cursor, LIVE_READ_LIMIT)
+        if rows is not None:
+            return rows
+        try:
+            return await asyncio.to_thread(
+                self._buffer.read_after, self.live_cursor, LIVE_READ_LIMIT
+            )
+        except Exception as error:  # a failing disk: keep what is buffered, retry later
+            self._read_failed(error)
+            return []
 
     def _pump_backlog(self, now: float) -> None:
         lane = self.backlog
         lane.seal_opened_before(now - BACKLOG_TAIL_MAX_AGE_S)
-        self._publish_ready(lane, self._backlog_cap, now)
+        self._publish_ready(lane, self._backlog_cap, self._backlog_cap_bytes, now)
         if not self._may_read_backlog() or now < self._read_retry_at:
             return
         if lane.open_events >= BACKLOG_OPEN_MAX:
             lane.seal_all()  # many equipment: send smaller batches rather than hold more
-            self._publish_ready(lane, self._backlog_cap, now)
+            self._publish_ready(lane, self._backlog_cap, self._backlog_cap_bytes, now)
             return
         limit = int(min(self._bucket.available(now), BACKLOG_READ_LIMIT))
         if limit < min(self._max_events, BACKLOG_READ_LIMIT):
@@ -217,15 +230,16 @@ class Delivery:
     def flush_live(self, now: float) -> None:
         """Send every live event read so far (stopping: no more linger)."""
         self.live.seal_all()
-        self._publish_ready(self.live, self.window.max_batches, now)
+        self._publish_ready(self.live, self.window.max_batches, self.window.max_bytes, now)
 
     # ---- publishing ---------------------------------------------------------------------
 
-    def _publish_ready(self, lane: Lane, cap: int, now: float) -> None:
+    def _publish_ready(self, lane: Lane, cap: int, cap_bytes: int, now: float) -> None:
         window = self.window
         while (
             lane.ready
             and len(window) < cap
+            and window.bytes < cap_bytes
             and window.awaiting_puback < self._puback_limit
             and self.connected
         ):

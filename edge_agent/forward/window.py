@@ -30,10 +30,17 @@ class InflightBatch:
 
 
 class Window:
-    """At most ``max_batches`` unconfirmed batches, by batch id and by paho message id."""
+    """Unconfirmed batches, by batch id and by paho message id, with their total size.
 
-    def __init__(self, max_batches: int) -> None:
+    The bounds (``max_batches``, ``max_bytes``) are applied by the publisher, which may
+    give a lane less of them; the window only keeps the counts.
+    """
+
+    def __init__(self, max_batches: int, max_bytes: int) -> None:
         self.max_batches = max_batches
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Payload bytes of the unconfirmed batches."""
         self._by_id: dict[str, InflightBatch] = {}
         self._by_mid: dict[int, str] = {}
 
@@ -54,7 +61,9 @@ class Window:
         """Record a (re)publish: ``mid`` is None when paho did not take the message."""
         if batch.mid is not None:
             self._by_mid.pop(batch.mid, None)
-        self._by_id[batch.batch_id] = batch
+        if batch.batch_id not in self._by_id:
+            self._by_id[batch.batch_id] = batch
+            self.bytes += len(batch.payload)
         batch.mid = mid
         batch.broker_acked = False
         batch.deadline = deadline
@@ -80,7 +89,10 @@ class Window:
     def pop(self, batch_id: str) -> InflightBatch | None:
         """Remove a confirmed batch; None when unknown (already confirmed, or not ours)."""
         batch = self._by_id.pop(batch_id, None)
-        if batch is not None and batch.mid is not None:
+        if batch is None:
+            return None
+        self.bytes -= len(batch.payload)
+        if batch.mid is not None:
             self._by_mid.pop(batch.mid, None)
         return batch
 

@@ -108,6 +108,37 @@ def test_commit_listener_gets_the_highest_committed_rowid(db: Path) -> None:
     assert last == 7
 
 
+def test_read_recent_gives_what_read_after_gives_once_committed(db: Path) -> None:
+    with open_buffer(db) as buffer:
+        assert buffer.read_recent(0, 10) is None  # nothing committed by this process yet
+        buffer.submit(events_for({"press-1": 30, "weld-1": 20}))
+        assert buffer.flush()
+        assert buffer.read_recent(0, 1000) == buffer.read_after(0, 1000)
+        assert buffer.read_recent(10, 5) == buffer.read_after(10, 5)
+        assert buffer.read_recent(3, 5) is None  # forgotten: the reader was past 10
+        buffer.submit(events_for({"press-1": 4}, {"press-1": 30}))
+        assert buffer.flush()
+        assert buffer.read_recent(50, 100) == buffer.read_after(50, 100)
+        assert [e.rowid for e in buffer.read_recent(50, 100) or []] == [51, 52, 53, 54]
+        assert buffer.read_recent(54, 100) is None  # nothing newer: read_after says []
+
+
+def test_events_dropped_by_a_bound_are_not_offered_from_memory(tmp_path: Path) -> None:
+    config = BufferConfig(path=tmp_path / "b.db", max_bytes=1024 * 1024)
+    buffer = EventBuffer.open(config, tmp_path / "unused.db")
+    try:
+        buffer.submit(events_for({"press-1": 1500}))  # ~700 KB
+        assert buffer.flush()
+        assert buffer.read_recent(0, 10) is not None
+        buffer.submit(events_for({"press-1": 1500}, {"press-1": 1500}))  # over 1 MiB
+        assert buffer.flush()
+        assert buffer.status().dropped_events_total
+        assert buffer.read_recent(0, 10) is None
+        assert buffer.read_after(0, 1)[0].rowid > 1
+    finally:
+        buffer.close()
+
+
 def test_a_failing_listener_does_not_stop_the_writer(db: Path) -> None:
     def broken(_rowid: int) -> None:
         raise ValueError("listener bug")

@@ -79,7 +79,7 @@ def batch(batch_id: str) -> InflightBatch:
 
 
 def test_window_tracks_pubacks_deadlines_and_confirmations() -> None:
-    window = Window(max_batches=4)
+    window = Window(max_batches=4, max_bytes=1 << 20)
     first, second = batch("b1"), batch("b2")
     window.sent(first, mid=7, deadline=30.0)
     window.sent(second, mid=8, deadline=31.0)
@@ -101,8 +101,23 @@ def test_window_tracks_pubacks_deadlines_and_confirmations() -> None:
     assert window.due(5.0) == [second]
 
 
+def test_window_counts_the_bytes_of_unconfirmed_batches_once() -> None:
+    window = Window(max_batches=4, max_bytes=1 << 20)
+    first = InflightBatch("b1", "t", b"x" * 100, [1], False, deadline=0.0)
+    second = InflightBatch("b2", "t", b"y" * 30, [2], False, deadline=0.0)
+    window.sent(first, mid=1, deadline=1.0)
+    window.sent(second, mid=2, deadline=1.0)
+    window.sent(first, mid=3, deadline=2.0)  # a resend holds no more memory
+    assert window.bytes == 130
+    window.pop("b1")
+    window.pop("b1")
+    assert window.bytes == 30
+    window.pop("b2")
+    assert window.bytes == 0
+
+
 def test_window_ignores_a_stale_puback_after_a_resend() -> None:
-    window = Window(max_batches=2)
+    window = Window(max_batches=2, max_bytes=1 << 20)
     only = batch("b1")
     window.sent(only, mid=1, deadline=1.0)
     window.on_puback(1)
@@ -123,8 +138,9 @@ def test_config_defaults() -> None:
     assert (config.batch.max_events, config.batch.max_bytes, config.batch.linger_ms) == (
         500,
         256 * 1024,
-        50,
+        10,
     )
+    assert (config.max_inflight_batches, config.max_inflight_bytes) == (256, 8 * 1024 * 1024)
     tls = MqttConfig(host="broker.plant", tls={"ca_file": "/etc/ca.pem"})
     assert tls.resolved_port == 8883
     assert tls.broker == "broker.plant:8883"

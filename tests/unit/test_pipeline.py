@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_config
-from edge_agent.pipeline import EventPipeline, MemorySink
+from edge_agent.pipeline import CoalescingIntake, EventPipeline, MemorySink
 from edge_agent.samples import ConnectionChange, Quality, Sample
 from edge_agent.sequences import SequenceCounter
 from lineside_protocol import (
@@ -144,3 +145,34 @@ def test_wire_dicts_are_exactly_what_the_models_produce() -> None:
         model = EVENT_ADAPTER.validate_python(event)
         # The forwarder adds "historical" when it sends; live is the model's default.
         assert json.loads(model.model_dump_json()) == {**event, "historical": False}
+
+
+async def test_the_intake_streams_a_burst_in_slices_with_loop_turns_between() -> None:
+    def burst(count: int) -> list[Sample]:
+        return [sample("press-1.state", 1 + 5 * (k % 2), k) for k in range(count)]
+
+    whole_sink = MemorySink()
+    whole = CoalescingIntake(EventPipeline(load_config(CONFIG), SequenceCounter(), whole_sink))
+    whole.emit(burst(2500))
+    made = whole.flush()
+
+    sink = MemorySink()
+    calls: list[int] = []  # events the sink had at each turn of the other task
+    intake = CoalescingIntake(EventPipeline(load_config(CONFIG), SequenceCounter(), sink))
+    intake.emit(burst(2500))
+
+    async def note_each_turn() -> None:
+        while True:
+            calls.append(len(sink.events))
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(note_each_turn())
+    await asyncio.sleep(0)
+    assert await intake.flush_streaming() == made == len(whole_sink.events) > 0
+    other.cancel()
+    # the other task ran before the first slice of 1,000 samples and between the slices
+    assert len(calls) >= 3
+    assert 0 == calls[0] < calls[1] < calls[2] < made
+    assert [(e.type, e.seq, e.event_time) for e in sink.events] == [
+        (e.type, e.seq, e.event_time) for e in whole_sink.events
+    ]
