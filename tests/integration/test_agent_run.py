@@ -55,6 +55,7 @@ def broker(tmp_path: Path):
         yield mosquitto
 
 
+@pytest.mark.slow(15)
 def test_run_forwards_every_equipment_and_stops_cleanly(tmp_path: Path, broker: Mosquitto) -> None:
     sim = SimProcess(tmp_path / "sim")
     config = write_config(tmp_path / "agent.yaml", line3_agent_config(tmp_path, sim, broker.port))
@@ -146,6 +147,7 @@ def test_sighup_rejects_a_bad_config_and_applies_a_good_one(
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow(65)
 def test_sigkill_five_times_loses_no_event_and_no_count(tmp_path: Path, broker: Mosquitto) -> None:
     """A shift at 600x with the agent killed five times: counts equal the ground truth.
 
@@ -240,6 +242,7 @@ def parse_time(text: str) -> datetime:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow(90)
 def test_broker_outage_with_a_plc_hang_and_a_corrupt_buffer_lose_nothing(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
@@ -273,6 +276,9 @@ def test_broker_outage_with_a_plc_hang_and_a_corrupt_buffer_lose_nothing(
             )
             time.sleep(15)  # the outage itself: 20 s in all
             broker.start()
+            # reconnect attempts back off up to 30 s (jittered): under load the outage
+            # lasts longer and the next attempt can be that far away
+            wait_for(lambda: agent.status()["forwarder"]["connected"], 60, "reconnected")
 
             wait_for(lambda: all(m["ended"] for m in sim.status()["machines"]), 120, "the end")
             final = {m["name"]: m for m in sim.status()["machines"]}

@@ -221,6 +221,9 @@ def test_secret_and_tokens_never_reach_the_logs(
     shop: tuple[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # an earlier test in this process may have left uvicorn's loggers at its log level
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        caplog.set_level(logging.DEBUG, logger=name)
     url, masterdata = shop
     limits = {"per_token": "2/minute"}
     with running_api(url, masterdata, rate_limit=limits) as api:

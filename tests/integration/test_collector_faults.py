@@ -45,6 +45,7 @@ def readyz(url: str) -> int:
         return error.code
 
 
+@pytest.mark.slow(45)
 def test_database_outage_loses_nothing_and_doubles_nothing(broker: Mosquitto) -> None:
     cluster = PrivateCluster()
     cluster.start()

@@ -75,6 +75,7 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
     return found
 
 
+@pytest.mark.slow(30)
 def test_demo_runs_the_pipeline_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     started = datetime.now(UTC)
     proc = subprocess.Popen(

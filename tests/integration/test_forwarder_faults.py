@@ -72,6 +72,7 @@ class Producer:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow(70)
 async def test_fault_broker_down_60s_under_load_every_event_arrives(
     tmp_path: Path, buffer: EventBuffer
 ) -> None:

@@ -238,6 +238,7 @@ async def test_nsu_node_ids_follow_a_namespace_shift_and_a_quarantined_node_come
 # -- resilience --------------------------------------------------------------------------
 
 
+@pytest.mark.slow(12)
 async def test_hang_is_detected_within_10_s_and_recovered_within_15_s_after(
     rig: SimRig, face: OpcUaFace, run_source: RunSource
 ) -> None:

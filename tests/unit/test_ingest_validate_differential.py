@@ -18,6 +18,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -358,6 +359,7 @@ def assert_agrees(
         assert row.payload == raw["payload"]
 
 
+@pytest.mark.slow(12)
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     messages(), st.sampled_from([600.0, math.inf]), st.sampled_from([MAX_BATCH_BYTES] * 9 + [900])
@@ -369,6 +371,7 @@ def test_validate_message_agrees_with_decode_batch(
     assert_agrees(topic, data, max_future_s, max_bytes)
 
 
+@pytest.mark.slow(12)
 @settings(max_examples=1000, deadline=None)
 @given(batches(), st.data())
 def test_one_wrong_value_in_an_otherwise_valid_batch(
