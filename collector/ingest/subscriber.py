@@ -86,8 +86,13 @@ class Inbox:
     def take(
         self, max_events_hint: int, max_wait_s: float, timeout_s: float, stop: threading.Event
     ) -> list[Received]:
-        """Wait up to ``timeout_s`` for a first message, then up to ``max_wait_s`` more for
-        others, until about ``max_events_hint`` events (payload bytes / 500) are taken."""
+        """Wait up to ``timeout_s`` for a first message, then for others until the first
+        is ``max_wait_s`` old, until about ``max_events_hint`` events (payload bytes / 500)
+        are taken.
+
+        The wait counts from the first message's arrival, not from this call: messages
+        that queued up while the ingest thread was busy with the group before are taken
+        at once (a burst is not held ``max_wait_s`` more per group)."""
         with self._ready:
             if not self._items and not self._ready.wait_for(
                 lambda: bool(self._items) or self._woken or stop.is_set(), timeout_s
@@ -95,12 +100,13 @@ class Inbox:
                 return []
             if self._woken:
                 self._woken = False
-                if not self._items:
-                    return []
-            deadline = time.monotonic() + max_wait_s
+            if not self._items:  # woken, or stopping
+                return []
+            first_at = self._items[0].received_at
             budget = max_events_hint * _BYTES_PER_EVENT
             while not stop.is_set() and self._bytes < budget:
-                remaining = deadline - time.monotonic()
+                # min(): a wall clock set back must not stretch the wait
+                remaining = min(max_wait_s, first_at + max_wait_s - time.time())
                 if remaining <= 0 or not self._ready.wait(remaining):
                     break
             taken: list[Received] = []
