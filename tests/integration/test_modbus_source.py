@@ -201,6 +201,25 @@ async def test_every_served_tag_of_every_unit_reads_as_the_simulator_serves_it(
     assert source.stats.timeouts == source.stats.exception_responses == 0
 
 
+async def test_each_requests_samples_are_emitted_as_soon_as_they_are_read(
+    line3: Served,
+) -> None:
+    tags = catalogue_tags(line3.bundle, ["press-1", "weld-1", "pack-1"], interval_s=0.1)
+    source = ModbusSource(tcp_connection(line3.face.port), configured(tags))
+    batches: list[list[Sample | ConnectionChange]] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(batches.append, stop))
+    try:
+        await wait_until(lambda: sum(len(b) for b in batches) > 2 * len(tags), timeout_s=5)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    reads = [batch for batch in batches if isinstance(batch[0], Sample)]
+    # 12 requests a poll: 12 emits, each with the samples of one request (one read time)
+    assert len(reads) >= 12
+    assert all(len({sample.received_ts for sample in batch}) == 1 for batch in reads)
+
+
 async def test_the_shipped_agent_config_reads_pack_1(line3: Served) -> None:
     config = load_config("config/agent.line-3-machines.yaml")
     base = config.connection("pack-modbus")

@@ -325,16 +325,19 @@ class ModbusSource:
     # -- polling --------------------------------------------------------------------------
 
     async def _poll(self, reads: list[_Read], emit: Emit) -> None:
-        batch: list[Item] = []
+        # each request's samples go as soon as they are read, not at the end of the poll:
+        # a poll of many requests takes tens of ms, and the first ones would wait for it
         problem: _ConnectionProblem | None = None
         try:
             for read in reads:
-                await self._read(read, batch)
+                batch: list[Item] = []
+                try:
+                    await self._read(read, batch)
+                finally:
+                    if batch:
+                        emit(batch)
         except _ConnectionProblem as exc:
             problem = exc
-        finally:
-            if batch:
-                emit(batch)
         if problem is not None:
             self._close_client()
             self._report(emit, False, str(problem))
