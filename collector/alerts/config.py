@@ -244,6 +244,13 @@ class AlertsConfig(_Section):
         allow_inf_nan=False,
         description="Stop trying to deliver an event this long after it was stored",
     )
+    outbox_retention_s: float = Field(
+        7 * 86_400.0,
+        ge=3600,
+        allow_inf_nan=False,
+        description="Delete an outbox row this long after it was delivered or given up "
+        "(the event itself stays in audit.alert_events)",
+    )
 
     @model_validator(mode="after")
     def _names_are_unique_and_known(self) -> AlertsConfig:

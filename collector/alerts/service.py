@@ -39,6 +39,7 @@ from .store import (
     abandon_expired,
     open_episodes,
     outbox_backlog,
+    prune_finished,
     store_breach,
     store_resolve,
     webhook_destination,
@@ -245,6 +246,7 @@ class AlertService:
     def _housekeeping(self) -> None:
         with self._connection() as conn:
             abandoned = abandon_expired(conn, self.alerts.give_up_after_s)
+            pruned = prune_finished(conn, self.alerts.outbox_retention_s)
             backlog = outbox_backlog(conn)
             episodes = open_episodes(conn)
         for destination, count in abandoned.items():
@@ -255,6 +257,8 @@ class AlertService:
                 count,
                 self.alerts.give_up_after_s,
             )
+        if pruned:
+            log.info("event=alert_outbox_pruned rows=%d", pruned)
         for worker in self.workers:
             destination = worker.sender.destination
             self.metrics.backlog.labels(destination).set(backlog.get(destination, 0))

@@ -229,6 +229,17 @@ def abandon_expired(conn: psycopg.Connection, max_age_s: float) -> dict[str, int
     return counts
 
 
+def prune_finished(conn: psycopg.Connection, retention_s: float) -> int:
+    """Delete outbox rows delivered or given up more than ``retention_s`` ago; how many.
+    The events stay in audit.alert_events."""
+    cursor = conn.execute(
+        "DELETE FROM ops.alert_outbox"
+        " WHERE coalesce(delivered_at, abandoned_at) < now() - make_interval(secs => %s)",
+        (retention_s,),
+    )
+    return cursor.rowcount
+
+
 def outbox_backlog(conn: psycopg.Connection) -> dict[str, int]:
     """Rows not delivered (nor given up) yet, by destination."""
     rows = conn.execute(

@@ -38,7 +38,13 @@ from collector.alerts.evaluate import (
     resolve_event,
 )
 from collector.alerts.service import AlertService
-from collector.alerts.store import store_breach, store_resolve
+from collector.alerts.store import (
+    abandon_expired,
+    mark_delivered,
+    prune_finished,
+    store_breach,
+    store_resolve,
+)
 from collector.api import routes_alerts
 from collector.api.app import create_app
 from collector.api.auth import Role, create_token
@@ -474,3 +480,50 @@ def test_the_api_lists_episodes_of_the_callers_sites(dsn: str) -> None:
         assert get(["s1"], site="s2").status_code == 403
         assert get(["s1"], state="closed").status_code == 422
         assert client.get("/api/v1/alerts").status_code == 401
+
+
+def test_finished_outbox_rows_are_pruned_after_the_retention_and_events_stay(dsn: str) -> None:
+    rule = StopLongerThanRule(kind="stop_longer_than", name="long-stop", min_duration_s=60)
+    now = datetime.now(UTC)
+    destinations = ["mqtt", "webhook:ops"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for machine in ("delivered-long-ago", "delivered-now", "abandoned-long-ago", "pending"):
+            subject = Subject("acme", "s1", "a", "l", machine)
+            obs = Observation(rule.name, subject, True, now, 90.0, now - timedelta(seconds=90))
+            breach = breach_event(Breach(obs, obs.since), rule, new_event_id(), new_event_id())
+            assert store_breach(conn, breach, destinations)
+        rows = {
+            (machine, destination): item_id
+            for item_id, machine, destination in conn.execute(
+                "SELECT o.id, e.payload->'subject'->>'equipment', o.destination FROM ops.alert_outbox o"
+                " JOIN audit.alert_events e USING (event_id)"
+            ).fetchall()
+        }
+        assert len(rows) == 8, rows
+        for (machine, _destination), item_id in rows.items():
+            if machine.startswith("delivered"):
+                mark_delivered(conn, item_id)
+        conn.execute(
+            "UPDATE ops.alert_outbox SET created_at = now() - interval '9 days' WHERE id = ANY(%s)",
+            ([i for (m, _), i in rows.items() if m == "abandoned-long-ago"],),
+        )
+        assert sum(abandon_expired(conn, 8 * 86_400).values()) == 2
+        conn.execute(
+            "UPDATE ops.alert_outbox SET delivered_at = now() - interval '8 days',"
+            " abandoned_at = CASE WHEN abandoned_at IS NULL THEN NULL"
+            " ELSE now() - interval '8 days' END"
+            " WHERE id = ANY(%s)",
+            ([i for (m, _), i in rows.items() if m.endswith("long-ago")],),
+        )
+        conn.execute(
+            "UPDATE ops.alert_outbox SET delivered_at = NULL WHERE id = ANY(%s)",
+            ([i for (m, _), i in rows.items() if m == "abandoned-long-ago"],),
+        )
+        assert prune_finished(conn, 7 * 86_400) == 4
+        left = conn.execute(
+            "SELECT e.payload->'subject'->>'equipment', count(*) FROM ops.alert_outbox o"
+            " JOIN audit.alert_events e USING (event_id) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert left == [("delivered-now", 2), ("pending", 2)]
+        assert conn.execute("SELECT count(*) FROM audit.alert_events").fetchone() == (4,)
+        assert prune_finished(conn, 7 * 86_400) == 0
