@@ -166,9 +166,10 @@ def insert(conn: sqlite3.Connection, encoded: Encoded) -> None:
 
     A few statements per commit rather than one per row: sqlite3 releases the GIL around
     every step of a statement, and while the event loop derives a burst, the writer
-    waits up to the interpreter's switch interval (5 ms) to get it back each time. With
-    ``executemany`` (a step per row) a 1,250-row commit took 1.2-2.2 s next to a busy
-    thread; with statements of 64 rows, 66-78 ms (uncontended: 4-6 ms either way).
+    waits up to the interpreter's switch interval (5 ms) to get it back each time. A
+    1,250-row commit next to a thread running Python took 21 ms to 2.2 s (medians of
+    rounds of 10; worst 3.5 s) with ``executemany`` (a step per row), 19-137 ms (worst
+    174 ms) with statements of 64 rows; alone 3-6 ms either way.
     """
     rows = encoded.rows
     if rows:
