@@ -43,12 +43,13 @@ class BufferConfig(BaseModel):
         "events not yet committed are lost by a crash",
     )
     commit_max_events: int = Field(
-        1000,
+        500,
         ge=1,
         le=1_000_000,
         description="A group commit starts as soon as this many events are waiting: a burst "
-        "of changes is committed (and sent) in pieces of about this size while the rest is "
-        "still being derived; larger means fewer fsyncs, later first events",
+        "of changes is committed (and sent) piece by piece while the rest is still being "
+        "derived (the agent derives up to 1,000 samples at a time); larger means fewer "
+        "fsyncs, later first events",
     )
     max_bytes: int = Field(
         GIB,
