@@ -495,8 +495,8 @@ def test_finished_outbox_rows_are_pruned_after_the_retention_and_events_stay(dsn
         rows = {
             (machine, destination): item_id
             for item_id, machine, destination in conn.execute(
-                "SELECT o.id, e.payload->'subject'->>'equipment', o.destination FROM ops.alert_outbox o"
-                " JOIN audit.alert_events e USING (event_id)"
+                "SELECT o.id, e.payload->'subject'->>'equipment', o.destination"
+                " FROM ops.alert_outbox o JOIN audit.alert_events e USING (event_id)"
             ).fetchall()
         }
         assert len(rows) == 8, rows
