@@ -1,12 +1,14 @@
 """Suite-wide test ordering: the slowest tests first.
 
-``./lineside test`` runs the suite on two pytest-xdist workers with ``--dist loadgroup
---no-loadscope-reorder``: each test (or ``xdist_group``) is handed to whichever worker is
-free, in collection order. Starting the few long tests (whole pipelines, outages of a
-minute, mostly waiting on the wall clock) first lets the many short ones fill in around
-them, so the suite takes about the longest chain of tests instead of their sum.
-``@pytest.mark.slow(seconds)`` declares a test's usual duration; serial runs use the
-same order.
+``./lineside test`` runs the suite on two pytest-xdist workers with ``--dist loadfile
+--no-loadscope-reorder``: each test file is handed whole to whichever worker is free (so
+module fixtures, such as the end-to-end runs, are made once), in the order the files
+first appear in the collection. Starting the files of the few long tests (whole
+pipelines, outages of a minute, mostly waiting on the wall clock) first lets the many
+short ones fill in around them, so the suite takes about its longest chain of files
+instead of the sum. ``@pytest.mark.slow(seconds)`` declares a test's usual duration;
+serial runs use the same order. (Not ``--dist loadgroup``: with pytest 9.2,
+pytest-xdist 3.8's ``xdist_group`` no longer changes node ids, so groups were split.)
 """
 
 from __future__ import annotations

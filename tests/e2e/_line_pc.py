@@ -9,16 +9,18 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# helpers shared with the integration tests live beside them (tests/ has no packages)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from _fake_systemd import FakeSystemd
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "install-line-pc.md"
@@ -211,45 +213,19 @@ def edit_agent_yaml(path: Path, edits: dict[str, str]) -> None:
     path.write_text(text)
 
 
-class NotifySocket:
-    """systemd's side of Type=notify: records what the service sends to NOTIFY_SOCKET."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.messages: list[str] = []
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(path)
-        self._sock.settimeout(0.05)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive, daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages += self._sock.recv(4096).decode().splitlines()
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-
 @dataclass
 class Service:
     """The started unit: its main process, what it notified, its journal (a file)."""
 
     proc: subprocess.Popen[bytes]
-    notify: NotifySocket
+    notify: FakeSystemd
     journal: Path
 
     def notified(self, message: str) -> bool:
         if self.proc.poll() is not None:
             tail = self.journal.read_text(errors="replace")[-3000:]
             raise AssertionError(f"the service exited {self.proc.returncode}:\n{tail}")
-        return message in self.notify.messages
+        return message in self.notify.lines()
 
 
 @contextmanager
@@ -265,14 +241,15 @@ def start_unit(pc: LinePc, unit_file: Path, journal: Path) -> Iterator[Service]:
     state = pc.root / "var" / "lib" / unit["StateDirectory"][0]
     state.mkdir(parents=True, mode=0o750, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sdn-") as short:  # AF_UNIX: <= 107 bytes
-        notify = NotifySocket(f"{short}/notify")
+        notify_path = f"{short}/notify"
+        notify = FakeSystemd(notify_path)
         env = {
             "PATH": SYSTEMD_PATH,
             "LANG": "C.UTF-8",
             "CREDENTIALS_DIRECTORY": str(credentials),
             "STATE_DIRECTORY": str(state),
             "CONFIGURATION_DIRECTORY": pc.reroot(f"/etc/{unit['ConfigurationDirectory'][0]}"),
-            "NOTIFY_SOCKET": notify.path,
+            "NOTIFY_SOCKET": notify_path,
             "WATCHDOG_USEC": str(int(unit["WatchdogSec"][0]) * 1_000_000),
         }
         for value in unit["Environment"]:

@@ -221,7 +221,7 @@ def test_a_technician_installs_configures_and_starts_the_agent(tmp_path: Path) -
         exit_code = service.proc.wait(timeout=float(unit["TimeoutStopSec"][0]))
         journal = service.journal.read_text(errors="replace")
         assert exit_code == 0, journal[-3000:]
-        assert "STOPPING=1" in service.notify.messages
+        assert "STOPPING=1" in service.notify.lines()
         leaked = password in journal
         assert not leaked, "the MQTT password is in the agent's log"
 

@@ -68,7 +68,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(400),
     pytest.mark.slow(95),
-    pytest.mark.xdist_group("e2e-truth"),  # one worker: the module's runs are shared
     pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
     pytest.mark.skipif(not postgres_answers(DSN), reason="needs PostgreSQL on 127.0.0.1:5432"),
 ]

@@ -4,63 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _fake_systemd import FakeSystemd
 
 from edge_agent.service import SystemdNotifier
 
 pytestmark = pytest.mark.integration
-
-
-class FakeSystemd:
-    """Receives notifications in a thread, recording (monotonic time, message)."""
-
-    def __init__(self, address: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.sock.settimeout(0.05)
-        self.messages: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive, daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.messages.append((time.monotonic(), data.decode("utf-8")))
-
-    def texts(self) -> list[str]:
-        return [text for _, text in self.messages]
-
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.messages) < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"expected {count} messages, got {self.texts()}")
-            time.sleep(0.005)
-        return self.texts()
-
-    async def await_for(self, count: int, timeout_s: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.messages) < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"expected {count} messages, got {self.texts()}")
-            await asyncio.sleep(0.005)
-        return self.texts()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture
