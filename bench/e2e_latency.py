@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> None:
                     # 50 requests/s per token would throttle the poller, not measure it
                     "rate_limit": {"enabled": False},
                 },
+                "ingest": {"max_events_per_commit": args.max_events_per_commit},
             }
             collector_yaml = write_yaml(tmp / "collector.yaml", collector_doc, private=True)
             collector = children.start(
@@ -481,6 +482,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--connections", type=int, default=4, help="PLC connections per simulator")
     parser.add_argument("--simulators", type=int, default=1)
+    parser.add_argument(
+        "--max-events-per-commit", type=int, default=10_000,
+        help="the collector's ingest.max_events_per_commit (its default: 10,000)",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=30)
     parser.add_argument("--poll-machines", type=int, default=4)
