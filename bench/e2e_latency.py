@@ -358,6 +358,8 @@ def run(args: argparse.Namespace) -> None:
             sim_cpu0 = sum(cpu_seconds(p) for p in sim_pids)
             pg_cpu0, mq_cpu0 = postgres_cpu_seconds(), cpu_seconds(broker.proc.pid)
             load0 = os.getloadavg()
+            metrics_url = f"http://127.0.0.1:{collector_health}/metrics"
+            commits0 = commit_sums(metrics_url)
             start_wall, t0 = datetime.now(UTC), time.monotonic()
             tap.measuring.set()
             for poller in pollers:
@@ -378,6 +380,7 @@ def run(args: argparse.Namespace) -> None:
             pg_cpu = (postgres_cpu_seconds() - pg_cpu0) / elapsed * 100
             mq_cpu = (cpu_seconds(broker.proc.pid) - mq_cpu0) / elapsed * 100
             load1 = os.getloadavg()
+            commits = {k: v - commits0[k] for k, v in commit_sums(metrics_url).items()}
             tap.stop()
             for poller in pollers:
                 poller.stop.set()
@@ -387,11 +390,35 @@ def run(args: argparse.Namespace) -> None:
             figures, counts = committed_latencies(dsn, start_wall, end_wall)
             report(args, tags, elapsed, figures, counts, pollers, tap, cpu, sim_cpu, pg_cpu, mq_cpu,
                    load0, load1, opcua)  # fmt: skip
+            if commits["count"] > 0:
+                print(
+                    f"  collector transactions in the window: {commits['count']:,.0f}, mean"
+                    f" {commits['seconds'] / commits['count'] * 1000:.1f} ms to write and commit,"
+                    f" mean {commits['events'] / commits['count']:,.0f} events"
+                    " (lineside_collector_commit_seconds / _events)",
+                    flush=True,
+                )
         finally:
             codes = children.stop_all()
             broker.stop(graceful=True)
             bad = {name: code for name, code in codes.items() if code not in (0, None)}
             print(f"stopped: {codes}" + (f" (non-zero: {bad})" if bad else ""), flush=True)
+
+
+def commit_sums(metrics_url: str) -> dict[str, float]:
+    """The collector's transaction histograms so far: count, seconds and events summed."""
+    text = httpx.get(metrics_url, timeout=5).text
+    wanted = {
+        "lineside_collector_commit_seconds_count": "count",
+        "lineside_collector_commit_seconds_sum": "seconds",
+        "lineside_collector_commit_events_sum": "events",
+    }
+    sums = dict.fromkeys(wanted.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            sums[wanted[name]] = float(value)
+    return sums
 
 
 def _answers(api: str) -> bool:
