@@ -54,7 +54,13 @@ from agent_sources import agent_config, partial_scenarios  # noqa: E402
 from collector_ingest import cpu_seconds, postgres_cpu_seconds  # noqa: E402
 
 from lineside_demo.configs import write_yaml  # noqa: E402
-from lineside_demo.processes import Child, Children, http_ok, tool  # noqa: E402
+from lineside_demo.processes import (  # noqa: E402
+    Child,
+    Children,
+    collector_child,
+    http_ok,
+    tool,
+)
 
 # config/mosquitto/mosquitto.conf's queue and packet limits (persistence off: a bench)
 BROKER_EXTRA = "\n".join(
@@ -290,19 +296,8 @@ def run(args: argparse.Namespace) -> None:
             }
             collector_yaml = write_yaml(tmp / "collector.yaml", collector_doc, private=True)
             collector = children.start(
-                Child(
-                    "oee-collector",
-                    [
-                        tool("oee-collector"),
-                        "run",
-                        str(collector_yaml),
-                        "--dsn",
-                        dsn,
-                        "--log-level",
-                        "warning",
-                    ],
-                    tmp / "collector.log",
-                    signal.SIGTERM,
+                collector_child(
+                    collector_yaml, dsn, tmp / "collector.log", "--log-level", "warning"
                 )
             )
             api = f"http://127.0.0.1:{api_port}"

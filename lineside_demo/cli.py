@@ -20,7 +20,16 @@ from rich.live import Live
 
 from lineside_demo import configs
 from lineside_demo.live import ApiReader, machine_table
-from lineside_demo.processes import Child, Children, DemoError, http_json, http_ok, tool
+from lineside_demo.processes import (
+    Child,
+    Children,
+    DemoError,
+    collector_child,
+    collector_ready,
+    http_json,
+    http_ok,
+    tool,
+)
 from lineside_demo.services import (
     DEFAULT_DSN,
     DEFAULT_MQTT,
@@ -178,28 +187,16 @@ def _start(services: Services, speed: float, data_dir: Path, children: Children)
     collector_health = f"http://127.0.0.1:{ports.collector_health}"
     api = f"http://127.0.0.1:{ports.api}"
     collector = children.start(
-        Child(
-            "oee-collector",
-            [
-                tool("oee-collector"),
-                "run",
-                str(collector_yaml),
-                "--dsn",
-                services.database_url,
-                "--client-id",
-                f"lineside-demo-{secrets.token_hex(3)}",
-            ],
+        collector_child(
+            collector_yaml,
+            services.database_url,
             logs / "collector.log",
-            signal.SIGTERM,
+            "--client-id",
+            f"lineside-demo-{secrets.token_hex(3)}",
         )
     )
     collector.wait_ready(
-        lambda: (
-            bool((http_json(f"{collector_health}/status") or {}).get("mqtt", {}).get("connected"))
-            and http_ok(f"{api}/healthz")
-        ),
-        120,
-        "MQTT subscription and API",
+        lambda: collector_ready(collector_health, api), 120, "MQTT subscription and API"
     )
     agent = children.start(
         Child("edge-agent", [tool("edge-agent"), "run", str(agent_yaml)], logs / "agent.log", 15)

@@ -140,3 +140,16 @@ def http_json(url: str) -> dict | None:
     except httpx.HTTPError:
         return None
     return answer.json() if answer.status_code == 200 else None
+
+
+def collector_child(config: Path, dsn: str, log: Path, *options: str) -> Child:
+    """``oee-collector run CONFIG --dsn DSN [OPTIONS]``, stopped with SIGTERM."""
+    argv = [tool("oee-collector"), "run", str(config), "--dsn", dsn, *options]
+    return Child("oee-collector", argv, log, signal.SIGTERM)
+
+
+def collector_ready(health: str, api: str) -> bool:
+    """The collector at ``health`` (its health endpoint's base URL) has its MQTT
+    subscription and its API at ``api`` answers."""
+    status = http_json(f"{health}/status") or {}
+    return bool(status.get("mqtt", {}).get("connected")) and http_ok(f"{api}/healthz")

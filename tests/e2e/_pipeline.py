@@ -31,7 +31,15 @@ from _pg_helpers import migrated_database
 from _truth_oee import WallMapping, read_machines
 
 from lineside_demo import configs
-from lineside_demo.processes import Child, Children, http_json, http_ok, tool
+from lineside_demo.processes import (
+    Child,
+    Children,
+    collector_child,
+    collector_ready,
+    http_json,
+    http_ok,
+    tool,
+)
 from simulators.model.truth import read_truth
 from simulators.scenario.loader import load_scenario
 from simulators.scenario.models import expand_machines
@@ -195,22 +203,17 @@ class Pipeline:
             self.folder / "collector.yaml", collector_doc, private=True
         )
         collector = self.children.start(
-            Child(
-                "oee-collector",
-                [tool("oee-collector"), "run", str(collector_yaml), "--dsn", self.dsn,
-                 "--client-id", f"e2e-collector-{self.name}"],
+            collector_child(
+                collector_yaml,
+                self.dsn,
                 self.folder / "collector.log",
-                signal.SIGTERM,
+                "--client-id",
+                f"e2e-collector-{self.name}",
             )
-        )  # fmt: skip
-        health = f"http://127.0.0.1:{self.ports.collector_health}/status"
+        )
+        health = f"http://127.0.0.1:{self.ports.collector_health}"
         collector.wait_ready(
-            lambda: (
-                bool((http_json(health) or {}).get("mqtt", {}).get("connected"))
-                and http_ok(f"{self.api}/healthz")
-            ),
-            60,
-            "MQTT subscription and API",
+            lambda: collector_ready(health, self.api), 60, "MQTT subscription and API"
         )
         self.token = _viewer_token(collector_doc)
 
