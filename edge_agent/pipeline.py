@@ -8,7 +8,6 @@ events (in memory for now; the SQLite buffer and MQTT forwarder come next).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -119,19 +118,28 @@ FLUSH_CHUNK_ITEMS = 1_000
 
 
 class CoalescingIntake:
-    """Collects what sources emit and feeds the pipeline every ``interval_s``.
+    """Collects what sources emit and feeds the pipeline as soon as the loop is free.
 
-    One pipeline call (one sequence commit) per interval instead of one per PLC
-    request; ``emit`` is what sources are given.
+    ``emit`` (what sources are given) only appends and wakes :meth:`run`; ``run`` derives
+    everything emitted so far in one go. Under load, what sources emit while a flush is
+    being derived waits for the next flush, so calls coalesce by themselves: one pipeline
+    call (one sequence allocation, one buffer submission) covers many PLC requests, with
+    no fixed wait added to an event's latency. ``interval_s`` is only a fallback for an
+    ``emit`` made off the event loop, which cannot wake ``run``.
     """
 
     def __init__(self, pipeline: EventPipeline, interval_s: float = 0.02) -> None:
         self._pipeline = pipeline
         self._interval_s = interval_s
         self._pending: list[Sample | ConnectionChange] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, items: list[Sample | ConnectionChange]) -> None:
         self._pending.extend(items)
+        wake = self._wake
+        if wake is not None and not wake.is_set() and _running_loop() is self._loop:
+            wake.set()
 
     def flush(self) -> int:
         """Derive what was emitted since the last flush; returns how many events it made.
@@ -164,9 +172,30 @@ class CoalescingIntake:
         return made
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush every interval until ``stop``; a last flush on the way out."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval_s)
-            await self.flush_streaming()
+        """Flush whenever something was emitted, until ``stop``; a last flush on the way out."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = wake = asyncio.Event()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if not self._pending:
+                    woken = asyncio.ensure_future(wake.wait())
+                    await asyncio.wait(
+                        (woken, stopping),
+                        timeout=self._interval_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    woken.cancel()
+                wake.clear()
+                await self.flush_streaming()
+        finally:
+            stopping.cancel()
+            self._wake = None
         self.flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from edge_agent.config import load_config
 from edge_agent.pipeline import CoalescingIntake, EventPipeline, MemorySink
 from edge_agent.samples import ConnectionChange, Quality, Sample
 from edge_agent.sequences import SequenceCounter
+from edge_agent.stamp import WireEvent
 from lineside_protocol import (
     EVENT_ADAPTER,
     EventBatch,
@@ -176,3 +179,78 @@ async def test_the_intake_streams_a_burst_in_slices_with_loop_turns_between() ->
     assert [(e.type, e.seq, e.event_time) for e in sink.events] == [
         (e.type, e.seq, e.event_time) for e in whole_sink.events
     ]
+
+
+async def _until(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True
+
+
+async def test_the_intake_derives_an_emit_at_once_not_after_its_interval() -> None:
+    sink = MemorySink()
+    # an interval far longer than the test may wait: only the wake-up can flush in time
+    intake = CoalescingIntake(EventPipeline(load_config(CONFIG), SequenceCounter(), sink), 30.0)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(intake.run(stop))
+    await asyncio.sleep(0)  # run() is waiting
+    intake.emit([sample("press-1.state", 1, 0)])
+    assert await _until(lambda: len(sink.events) == 1, 5.0)
+    intake.emit([sample("press-1.state", 6, 1)])
+    assert await _until(lambda: len(sink.events) == 2, 5.0)
+    stop.set()
+    await asyncio.wait_for(runner, 5.0)
+
+
+async def test_the_intake_coalesces_what_is_emitted_while_it_derives() -> None:
+    sizes: list[int] = []
+    pipeline = EventPipeline(load_config(CONFIG), SequenceCounter(), lambda e: sizes.append(len(e)))
+    intake = CoalescingIntake(pipeline, 30.0)
+    calls: list[int] = []
+    on_items = pipeline.on_items
+
+    def counting(items: Sequence[Sample | ConnectionChange]) -> list[WireEvent]:
+        calls.append(len(items))
+        if len(calls) == 1:  # three sources answer while the first flush is derived
+            for k in range(3):
+                intake.emit([sample("press-1.state", 1 + 5 * (k % 2), 10 + k)])
+        return on_items(items)
+
+    pipeline.on_items = counting  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    runner = asyncio.create_task(intake.run(stop))
+    await asyncio.sleep(0)
+    intake.emit([sample("press-1.state", 6, 0)])
+    assert await _until(lambda: len(calls) == 2, 5.0)
+    stop.set()
+    await asyncio.wait_for(runner, 5.0)
+    assert calls == [1, 3]  # the three emits came out in one pipeline call
+
+
+async def test_the_intake_flushes_what_is_left_when_stopped() -> None:
+    sink = MemorySink()
+    intake = CoalescingIntake(EventPipeline(load_config(CONFIG), SequenceCounter(), sink), 30.0)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(intake.run(stop))
+    await asyncio.sleep(0)
+    stop.set()
+    intake.emit([sample("press-1.state", 1, 0)])  # after the stop, before run() returns
+    await asyncio.wait_for(runner, 5.0)
+    assert len(sink.events) == 1
+
+
+async def test_an_emit_from_another_thread_is_flushed_by_the_interval() -> None:
+    sink = MemorySink()
+    intake = CoalescingIntake(EventPipeline(load_config(CONFIG), SequenceCounter(), sink), 0.05)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(intake.run(stop))
+    await asyncio.sleep(0)
+    thread = threading.Thread(target=intake.emit, args=([sample("press-1.state", 1, 0)],))
+    thread.start()
+    thread.join()
+    assert await _until(lambda: len(sink.events) == 1, 5.0)
+    stop.set()
+    await asyncio.wait_for(runner, 5.0)
