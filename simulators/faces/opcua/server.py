@@ -38,6 +38,7 @@ from simulators.faces.opcua.address_space import (
 from simulators.faces.opcua.certificates import default_hostnames, ensure_server_certificate
 from simulators.faces.opcua.errors import OpcUaFaceError
 from simulators.faces.opcua.logins import UserManager
+from simulators.faces.opcua.monitoring import keep_scalar_values_uncopied
 from simulators.faces.opcua.transport import FaultGate, SimulatorServer
 from simulators.faces.opcua.values import ValueWriter
 from simulators.faults.state import FaceName, FaultState
@@ -250,6 +251,7 @@ class OpcUaFace:
         gate = FaultGate(lambda: self.faults, self._on_request)
         logins = security.users or security.user_certificates
         users = UserManager(security.users, security.user_certificates) if logins else None
+        keep_scalar_values_uncopied()
         server = SimulatorServer(gate, users)
         await server.init()
         server.set_endpoint(self.url)
