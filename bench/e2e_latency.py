@@ -292,7 +292,10 @@ def run(args: argparse.Namespace) -> None:
                     # 50 requests/s per token would throttle the poller, not measure it
                     "rate_limit": {"enabled": False},
                 },
-                "ingest": {"max_events_per_commit": args.max_events_per_commit},
+                "ingest": {
+                    "max_events_per_commit": args.max_events_per_commit,
+                    **({} if args.max_wait_ms is None else {"max_wait_ms": args.max_wait_ms}),
+                },
             }
             collector_yaml = write_yaml(tmp / "collector.yaml", collector_doc, private=True)
             collector = children.start(
@@ -507,6 +510,10 @@ def main() -> None:
     parser.add_argument(
         "--max-events-per-commit", type=int, default=10_000,
         help="the collector's ingest.max_events_per_commit (its default: 10,000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-wait-ms", type=int, default=None,
+        help="the collector's ingest.max_wait_ms (default: the collector's own default)",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=30)
