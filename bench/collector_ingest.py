@@ -229,7 +229,7 @@ def main() -> None:
     parser.add_argument("--max-events-per-commit", type=int, default=10_000)
     parser.add_argument("--pool-size", type=int, default=3, help="writer connections per process")
     parser.add_argument("--receive-maximum", type=int, default=200)
-    parser.add_argument("--max-wait-ms", type=int, default=20)
+    parser.add_argument("--max-wait-ms", type=int, default=5)
     args = parser.parse_args()
 
     database = f"bench_ingest_{os.getpid()}"

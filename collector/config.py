@@ -128,7 +128,7 @@ class IngestConfig(_Section):
         description="Most events written in one transaction (messages are never split)",
     )
     max_wait_ms: int = Field(
-        20,
+        5,
         ge=0,
         le=10_000,
         description="How long the first message of a transaction may wait for more",

@@ -189,7 +189,7 @@ def collector_document(
             "group": COLLECTOR_GROUP,
             "session_expiry_s": 60,  # a stopped demo leaves no long-lived session behind
         },
-        "ingest": {"max_wait_ms": 20},
+        "ingest": {"max_wait_ms": 5},
         "health": {"listen": f"127.0.0.1:{ports.collector_health}"},
         "masterdata_file": str(masterdata_file),
         "oee_hours": {"enabled": True, "interval_s": 30},
