@@ -8,7 +8,8 @@ highest stored seq of each (agent, equipment) stream, then:
 * "fresh" batches (all seqs above the stream's stored highest, decided under the locks,
   so no other writer can store them meanwhile): one COPY straight into audit.events, one
   COPY per fact table with rows built in Python from the parsed payloads
-  (:mod:`._facts`), one statement for sequence state and first/last seen;
+  (:mod:`._facts`; built for every batch before BEGIN, so the locks are not held while
+  Python encodes), one statement for sequence state and first/last seen;
 * the rest (resends, backlog, and fresh batches with payload values ``_facts`` leaves
   to SQL): one COPY into the connection's staging table and one statement that inserts
   the events (ON CONFLICT DO NOTHING, or a plain INSERT for fresh ones) and every fact
@@ -138,10 +139,11 @@ class _Encoded(NamedTuple):
     """Distinct and sorted: the order the per-equipment locks are taken in."""
     repeated_events: int
     """Events of batches that came twice in this call (same batch_id), not staged twice."""
-    texts: dict[str, str]
-    """Cache of escaped payload strings for the fact encoder."""
     touched: list[tuple[int, int]]
     """Sorted (equipment id, epoch day) pairs whose fact revision this write raises."""
+    facts: dict[int, BatchFacts | None]
+    """Fact rows of each batch (by batch_no), used if it proves fresh under the locks;
+    built before the transaction so that the locks are held only for database work."""
 
 
 def _write(
@@ -207,9 +209,13 @@ def _encode(
         events += len(lines)
         stream = (batch.agent_id, equipment_id)
         infos.append(_Batch(batch_no, stream, lowest, highest, batch, "".join(lines), times))
+    texts: dict[str, str] = {}  # escaped payload strings, shared by the batches
+    facts = {
+        info.batch_no: encode_facts(info.batch, info.stream[1], info.times, texts) for info in infos
+    }
     _ensure_days(conn, session, days)
     _ensure_staging(conn, session)
-    return _Encoded(events, infos, sorted(set(ids.values())), repeated, {}, sorted(touched))
+    return _Encoded(events, infos, sorted(set(ids.values())), repeated, sorted(touched), facts)
 
 
 def _fresh_batches(batches: list[_Batch], stored_max: dict[Stream, int]) -> set[int]:
@@ -243,11 +249,7 @@ def _write_events(conn: psycopg.Connection, encoded: _Encoded, *, fast: bool) ->
     direct: list[tuple[_Batch, BatchFacts]] = []
     staged: list[_Batch] = []
     for info in encoded.batches:
-        facts = (
-            encode_facts(info.batch, info.stream[1], info.times, encoded.texts)
-            if info.batch_no in fresh
-            else None
-        )
+        facts = encoded.facts[info.batch_no] if info.batch_no in fresh else None
         if facts is None:
             staged.append(info)
         else:
