@@ -52,6 +52,7 @@ from _mosquitto import Mosquitto, free_port  # noqa: E402
 from _pg_helpers import migrated_database  # noqa: E402
 from agent_sources import agent_config, partial_scenarios  # noqa: E402
 from collector_ingest import cpu_seconds, postgres_cpu_seconds  # noqa: E402
+from ruamel.yaml import YAML  # noqa: E402
 
 from lineside_demo.configs import write_yaml  # noqa: E402
 from lineside_demo.processes import (  # noqa: E402
@@ -297,6 +298,8 @@ def run(args: argparse.Namespace) -> None:
                     **({} if args.max_wait_ms is None else {"max_wait_ms": args.max_wait_ms}),
                 },
             }
+            for setting in args.collector_set:
+                set_dotted(collector_doc, setting)
             collector_yaml = write_yaml(tmp / "collector.yaml", collector_doc, private=True)
             collector = children.start(
                 collector_child(
@@ -313,6 +316,8 @@ def run(args: argparse.Namespace) -> None:
             document = config.model_dump(mode="json", exclude_defaults=True)
             document["mqtt"] = {"host": "127.0.0.1", "port": broker.port}
             document["health"] = {"listen": f"127.0.0.1:{agent_health}"}
+            for setting in args.agent_set:
+                set_dotted(document, setting)
             agent_yaml = write_yaml(tmp / "agent.yaml", document)
             tags = sum(len(e.tags) for e in config.equipment)
             agent = children.start(
@@ -401,6 +406,18 @@ def run(args: argparse.Namespace) -> None:
             broker.stop(graceful=True)
             bad = {name: code for name, code in codes.items() if code not in (0, None)}
             print(f"stopped: {codes}" + (f" (non-zero: {bad})" if bad else ""), flush=True)
+
+
+def set_dotted(document: dict[str, Any], setting: str) -> None:
+    """Apply ``a.b.c=VALUE`` (VALUE parsed as YAML) to a configuration document."""
+    path, sep, text = setting.partition("=")
+    if not sep or not path:
+        raise SystemExit(f"--agent-set/--collector-set {setting!r}: use KEY.PATH=VALUE")
+    *parents, leaf = path.split(".")
+    node = document
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = YAML(typ="safe").load(text)
 
 
 def commit_sums(metrics_url: str) -> dict[str, float]:
@@ -514,6 +531,14 @@ def main() -> None:
     parser.add_argument(
         "--max-wait-ms", type=int, default=None,
         help="the collector's ingest.max_wait_ms (default: the collector's own default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--agent-set", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="set a key of the agent's YAML, e.g. buffer.commit_interval_ms=10 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--collector-set", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="set a key of the collector's YAML, e.g. database.pool_size=4 (repeatable)",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=30)
