@@ -20,6 +20,7 @@ from asyncua import Client, ua
 from asyncua.crypto import security_policies, uacrypto
 
 from edge_agent.config.models import OpcUaConnection, SecurityMode, SecurityPolicy
+from edge_agent.sources.opcua import _publish_decode
 from edge_agent.sources.opcua.errors import LoginRejectedError, OpcUaSourceError, SessionLostError
 from edge_agent.sources.opcua.pki import (
     application_uri,
@@ -182,6 +183,7 @@ async def open_session(
     client.product_uri = "urn:lineside:edge-agent"
     client.name = client.description = f"Lineside edge agent {agent_id}"
     client.session_timeout = _SESSION_TIMEOUT_MS
+    _publish_decode.install(client.uaclient.session)  # this client only, not the simulators
     try:
         await _configure_security(client, connection_id, config, data_dir)
         await _configure_login(client, config)
