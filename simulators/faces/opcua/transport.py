@@ -15,6 +15,9 @@ connection -> ``UaProcessor``, which parses requests and writes responses throug
   them. This also holds subscription publish responses and keep-alives during a hang.
 
 No TCP proxy: endpoints, sessions and certificates are the real server's.
+
+Each connection's processor also encodes PublishResponses with
+:func:`~.publish_encoding.publish_response_to_binary` (asyncua's bytes, less CPU).
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from asyncua import ua
 from asyncua.crypto import uacrypto
 from asyncua.server import Server
 from asyncua.server.binary_server_asyncio import BinaryServer, OPCUAProtocol
+from asyncua.server.uaprocessor import UaProcessor
 from asyncua.server.user_managers import UserManager
 
 from simulators.faces.opcua.monitoring import SimulatorInternalServer
+from simulators.faces.opcua.publish_encoding import publish_response_to_binary
 from simulators.faults.state import FaultState
 
 
@@ -115,6 +121,27 @@ class PacedTransport:
         self._transport.close()
 
 
+class PublishEncodingProcessor(UaProcessor):
+    """asyncua's UaProcessor, encoding PublishResponses with the face's encoder."""
+
+    def send_response(
+        self,
+        requesthandle: int,
+        seqhdr: Any,
+        response: Any,
+        msgtype: ua.MessageType = ua.MessageType.SecureMessage,
+    ) -> None:
+        if type(response) is not ua.PublishResponse:
+            super().send_response(requesthandle, seqhdr, response, msgtype)
+            return
+        # UaProcessor.send_response (asyncua 2.1) with the body encoded here.
+        response.ResponseHeader.RequestHandle = requesthandle
+        data = self._connection.message_to_binary(
+            publish_response_to_binary(response), message_type=msgtype, request_id=seqhdr.RequestId
+        )
+        self._transport.write(data)
+
+
 class FaultInjectingProtocol(OPCUAProtocol):
     """asyncua's per-connection protocol with the fault hooks added."""
 
@@ -127,6 +154,10 @@ class FaultInjectingProtocol(OPCUAProtocol):
         if self.processor is not None and self.transport is not None:
             # UaProcessor writes every response through this attribute.
             self.processor._transport = PacedTransport(self.transport, self._gate)
+            if type(self.processor) is UaProcessor:
+                # asyncua builds the processor inline in connection_made, with no
+                # factory hook; the subclass only overrides send_response.
+                self.processor.__class__ = PublishEncodingProcessor
 
     async def _process_one_msg(self, header: Any, buf: Any) -> bool:
         await self._gate.before_request()

@@ -1,10 +1,11 @@
 """Writing model values (and bad-status faults) into the served variables.
 
 ``apply()`` is synchronous and on the hot path (10k changes/s in the load scenario):
-it builds one DataValue per change and stores it in the node's attribute holder
-directly. Only nodes that a client monitors have data-change callbacks; those are
-queued and awaited by one background task in order, so reads see a new value at
-once and subscribers get it within a tick.
+it builds one DataValue per change (:mod:`.data_values`) and stores it in the node's
+attribute holder directly. Only nodes that a client monitors have data-change
+callbacks; those are run by one background task in order, so reads see a new value
+at once and subscribers get it within a tick (synchronously for the common monitored
+item, see :mod:`.datachange`; asyncua's coroutine is awaited for the others).
 
 A bad-status fault replaces a variable's DataValue by one with the fault's status
 code, no value and the simulated time of the fault as SourceTimestamp; that is what
@@ -33,6 +34,8 @@ from asyncua import ua
 from asyncua.server.address_space import AttributeValue
 
 from simulators.faces.opcua.address_space import ServedVariable
+from simulators.faces.opcua.data_values import good_scalar_value
+from simulators.faces.opcua.datachange import enqueue_datachange
 from simulators.faults.state import FaultState
 from simulators.runtime import TagUpdate
 
@@ -73,9 +76,9 @@ class ValueWriter:
             if var is None:
                 continue
             value = update.value
-            data = ua.DataValue(
-                ua.Variant(var.convert(value.value), var.variant_type),
-                ua.StatusCode(),
+            data = good_scalar_value(
+                var.convert(value.value),
+                var.variant_type,
                 self._source_time(value.changed_at),
                 server_now,
             )
@@ -159,7 +162,8 @@ class ValueWriter:
                 for attribute, data in self._pending.popleft():
                     for handle, callback in list(attribute.datachange_callbacks.items()):
                         try:
-                            await callback(handle, data)
+                            if not enqueue_datachange(callback, handle, data):
+                                await callback(handle, data)
                         except Exception:
                             log.exception("event=opcua_datachange_callback_failed")
         finally:
