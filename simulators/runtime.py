@@ -200,11 +200,11 @@ class Simulation:
     def _step_machines(self, names: list[str], now: datetime) -> list[TagUpdate]:
         records: list[TruthRecord] = []
         updates: list[TagUpdate] = []
-        second = int(now.timestamp() // 1)
+        epoch_s = now.timestamp()
         for name in names:
             model = self.machines[name]
             records += model.advance_to(now)
-            key = (model.version, second if model.channels else 0)
+            key = (model.version, model.value_second(epoch_s) if model.channels else 0)
             if self._diffed.get(name) == key:
                 continue
             self._diffed[name] = key

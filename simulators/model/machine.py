@@ -147,13 +147,18 @@ class MachineModel:
             out.update(self._channel_signals(now.timestamp(), running))
         return out
 
+    def value_second(self, epoch_s: float) -> int:
+        """The whole second whose process values are served at ``epoch_s``: they change
+        once per simulated second, ``value_offset_s`` after the whole second."""
+        return int((epoch_s - self.config.value_offset_s) // 1)
+
     def _channel_signals(self, epoch_s: float, running: bool) -> dict[str, SignalValue]:
         # Process values change once per simulated second: compute them once per second.
         rate = self._rate_ppm() if running else 0.0
-        key = (int(epoch_s // 1), running, rate)
+        key = (self.value_second(epoch_s), running, rate)
         if self._channel_cache is not None and self._channel_cache[0] == key:
             return self._channel_cache[1]
-        second = datetime.fromtimestamp(key[0], UTC)
+        second = datetime.fromtimestamp(key[0] + self.config.value_offset_s, UTC)
         state_changed = max(self._changed_at["state"], self._changed_at["product"])
         values = dict(
             zip(

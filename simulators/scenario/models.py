@@ -135,6 +135,11 @@ class Replicas(_Strict):
 
     count: int = Field(ge=1, le=247)
     name: str = Field(description="Python format with {n} (1-based), e.g. 'cell-{n:03d}'")
+    spread_value_offsets: bool = Field(
+        False,
+        description="Give replica n the value_offset_s (n-1)/count: the replicas' process "
+        "values then change spread over each second instead of all at the same instant",
+    )
 
     @field_validator("name")
     @classmethod
@@ -175,6 +180,13 @@ class Machine(_Strict):
     products: list[Product] = Field(min_length=1)
     process_values: list[ProcessValue] = Field(default_factory=list)
     analog_channels: AnalogChannels | None = None
+    value_offset_s: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Where in each second the process values change (s after the whole "
+        "second); machines of a real plant do not all change at the same instant",
+    )
     modbus: ModbusFace = ModbusFace()
     timeline: list[TimelineEntry] | None = None
     random: RandomBehaviour | None = None
@@ -274,6 +286,11 @@ def expand_machines(scenario: Scenario) -> list[Machine]:
                         "name": machine.replicas.name.format(n=n),
                         "replicas": None,
                         "modbus": machine.modbus.model_copy(update={"unit_id": unit}),
+                        **(
+                            {"value_offset_s": round((n - 1) / machine.replicas.count, 3)}
+                            if machine.replicas.spread_value_offsets
+                            else {}
+                        ),
                     }
                 )
             )

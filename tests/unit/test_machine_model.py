@@ -355,3 +355,39 @@ def test_bulk_wave_values_equal_single_channel_values() -> None:
             single = [c.value(second + 0.5, running, 0.0) for c in channels if c.source == "wave"]
             assert bulk == single
     assert len(set(wave_values(wave_constants(channels), 5, True))) == len(channels)
+
+
+def test_process_values_change_value_offset_s_after_the_whole_second() -> None:
+    scenario = load_scenario("one-machine-shift")
+    shifted = scenario.model_copy(
+        update={"machines": [scenario.machines[0].model_copy(update={"value_offset_s": 0.25})]}
+    )
+    start = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+    plain, offset = build(scenario, start), build(shifted, start)
+    t = start + timedelta(minutes=1)
+    for model in (plain, offset):
+        model.advance_to(t + timedelta(seconds=2))
+    # the same values, each served 0.25 s later: at t+1.1 s the offset machine still
+    # serves the value of second t, which changed at t+0.25 s
+    before = offset.signals(t + timedelta(seconds=1, milliseconds=100))["pv.temperature"]
+    assert before.changed_at == t + timedelta(milliseconds=250)
+    assert before.value == plain.signals(t)["pv.temperature"].value
+    after = offset.signals(t + timedelta(seconds=1, milliseconds=250))["pv.temperature"]
+    assert after.changed_at == t + timedelta(seconds=1, milliseconds=250)
+    assert after.value == plain.signals(t + timedelta(seconds=1))["pv.temperature"].value
+    assert after.value != before.value
+
+
+def test_replicas_can_spread_their_value_offsets_over_the_second() -> None:
+    scenario = load_scenario("load-100-machines")
+    cell = scenario.machines[0]
+    assert cell.replicas is not None
+
+    def with_replicas(**update: object) -> list[Machine]:
+        replicas = cell.replicas.model_copy(update={"count": 4, **update})
+        machine = cell.model_copy(update={"replicas": replicas})
+        return expand_machines(scenario.model_copy(update={"machines": [machine]}))
+
+    spread = with_replicas(spread_value_offsets=True)
+    assert [m.value_offset_s for m in spread] == [0.0, 0.25, 0.5, 0.75]
+    assert {m.value_offset_s for m in with_replicas()} == {0.0}
