@@ -148,13 +148,17 @@ def tag_entry(tag: Any, scenario: Any, opcua: bool, sampling: dict) -> dict | No
     return entry
 
 
-def partial_scenarios(directory: Path, machines: int, count: int) -> list[str]:
+def partial_scenarios(
+    directory: Path, machines: int, count: int, *, staggered: bool = False
+) -> list[str]:
     """``count`` copies of the load scenario, each with its share of the machines.
 
     Several simulator processes stand for several PLCs: one Python OPC UA server on
     these two cores serves about 11k values/s, less than the agent can poll.
+    ``staggered``: the machines' process values change spread over each second
+    (``replicas.spread_value_offsets``) instead of all at the whole second.
     """
-    if count == 1:
+    if count == 1 and not staggered:
         return ["load-100-machines"]
     source = ROOT / "simulators" / "scenarios" / "load-100-machines.yaml"
     yaml = YAML()
@@ -166,6 +170,8 @@ def partial_scenarios(directory: Path, machines: int, count: int) -> list[str]:
         replicas = document["machines"][0]["replicas"]
         replicas["count"] = math.ceil(machines / count)
         replicas["name"] = f"p{k}-cell-{{n:03d}}"
+        if staggered:
+            replicas["spread_value_offsets"] = True
         path = directory / f"load-part-{k}.yaml"
         with path.open("w") as out:
             yaml.dump(document, out)

@@ -23,6 +23,11 @@ After a warm-up it measures over a steady window:
 
     ./lineside bench e2e_latency
     ./lineside bench e2e_latency --protocol opcua-subscribe --simulators 2 --interval 0.1
+
+The load scenario changes every machine's values at the whole second: each second
+brings one burst of 10,100 changes, the hardest shape for that rate. ``--staggered``
+gives each machine its own offset in the second (``replicas.spread_value_offsets``),
+as independent machines behave: the same 10,100 values/s as a steady stream.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ MEASURED_TYPES = ("tag.sampled", "equipment.state_changed")
 class Sim:
     """One ``plc-sim run`` process: ports as ``agent_config`` expects them."""
 
-    def __init__(self, folder: Path, scenario: str, opcua: bool) -> None:
+    def __init__(self, folder: Path, scenario: str, opcua: bool, tick_s: float = 0.1) -> None:
         self.scenario = scenario
         self.opcua_port, self.modbus_port, self.control_port = free_port(), free_port(), free_port()
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,7 @@ class Sim:
             tool("plc-sim"), "run", scenario, "--no-live", "--speed", "1",
             "--opcua-port", str(self.opcua_port), "--modbus-port", str(self.modbus_port),
             "--control-port", str(self.control_port), "--data-dir", str(folder),
-            "--opcua-security", "none",
+            "--opcua-security", "none", "--tick", str(tick_s),
         ]  # fmt: skip
         argv += ["--wall-timestamps"] if opcua else ["--no-opcua"]
         self.child = Child(
@@ -273,8 +278,10 @@ def run(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         broker = Mosquitto(tmp / "mosquitto", extra=BROKER_EXTRA).start()
         try:
-            scenarios = partial_scenarios(tmp, args.machines, args.simulators)
-            sims = [Sim(tmp / f"sim-{k}", s, opcua) for k, s in enumerate(scenarios)]
+            scenarios = partial_scenarios(
+                tmp, args.machines, args.simulators, staggered=args.staggered
+            )
+            sims = [Sim(tmp / f"sim-{k}", s, opcua, args.sim_tick) for k, s in enumerate(scenarios)]
             print(f"starting {len(sims)} plc-sim process(es), speed 1 ...", flush=True)
             for sim in sims:
                 children.start(sim.child)
@@ -457,7 +464,11 @@ def report(args, tags, elapsed, figures, counts, pollers, tap, cpu, sim_cpu, pg_
         if opcua
         else "agent's read time (Modbus poll that saw the change)"
     )
-    print(f"\nend-to-end latency, {args.protocol}, {tags:,} tags, window {elapsed:.1f} s")
+    shape = "staggered over each second" if args.staggered else "all at the whole second"
+    print(
+        f"\nend-to-end latency, {args.protocol}, {tags:,} tags (values change {shape}), "
+        f"window {elapsed:.1f} s"
+    )
     print(f"  event_time is the {source}; ingested_at is the transaction start")
     print(f"  rows ingested in the window : {counts['rows']:,} = {counts['rows'] / elapsed:,.0f}/s")
     for kind, f in figures.items():
@@ -539,6 +550,16 @@ def main() -> None:
     parser.add_argument(
         "--collector-set", action="append", default=[], metavar="KEY.PATH=VALUE",
         help="set a key of the collector's YAML, e.g. database.pool_size=4 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--staggered", action="store_true",
+        help="machines change their values spread over each second (each at its own offset)"
+        " instead of all 10,100 at the whole second",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sim-tick", type=float, default=0.1,
+        help="the simulators' step (plc-sim run --tick): a changed value is served up to one"
+        " step after its time",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=30)
