@@ -159,6 +159,9 @@ class MachineModel:
         if self._channel_cache is not None and self._channel_cache[0] == key:
             return self._channel_cache[1]
         second = datetime.fromtimestamp(key[0] + self.config.value_offset_s, UTC)
+        # A start or stop within the second changes the values then (running_offset),
+        # not at the second: they must not claim to be older than the change.
+        second = max(second, self._changed_at["state"])
         state_changed = max(self._changed_at["state"], self._changed_at["product"])
         values = dict(
             zip(

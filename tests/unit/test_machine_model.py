@@ -391,3 +391,21 @@ def test_replicas_can_spread_their_value_offsets_over_the_second() -> None:
     spread = with_replicas(spread_value_offsets=True)
     assert [m.value_offset_s for m in spread] == [0.0, 0.25, 0.5, 0.75]
     assert {m.value_offset_s for m in with_replicas()} == {0.0}
+
+
+def test_a_start_or_stop_within_the_second_stamps_the_process_values_with_its_time() -> None:
+    scenario = scenario_yaml(
+        '      - "06:00 run A order 1"\n      - "06:10 unplanned_stop reason 17 for 5m"\n'
+        '      - "06:30 end"',
+        extra="    value_offset_s: 0.5\n"
+        "    process_values: [{name: temperature, base: 30, running_offset: 20, noise: 0}]",
+    )
+    model = build(scenario, START)
+    stop = START + timedelta(minutes=10)  # half-way through a value second (offset 0.5)
+    model.advance_to(stop - timedelta(milliseconds=100))
+    running = model.signals(stop - timedelta(milliseconds=100))["pv.temperature"]
+    assert running.changed_at == stop - timedelta(milliseconds=500)
+    model.advance_to(stop + timedelta(milliseconds=100))
+    stopped = model.signals(stop + timedelta(milliseconds=100))["pv.temperature"]
+    assert stopped.value < running.value - 15  # the running offset is gone at once
+    assert stopped.changed_at == stop  # not the value second's start, before the stop
