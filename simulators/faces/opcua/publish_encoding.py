@@ -134,18 +134,18 @@ def _append_item(
         )
     if source_ts is not None:
         mask |= _HAS_SOURCE_TS
-        packed = timestamps.get(source_ts)
-        if packed is None:
-            packed = timestamps[source_ts] = _pack_datetime(source_ts)
-        fields.append(packed)
+        fields.append(timestamps.get(source_ts) or _pack_once(timestamps, source_ts))
     if server_ts is not None:
         mask |= _HAS_SERVER_TS
-        packed = timestamps.get(server_ts)
-        if packed is None:
-            packed = timestamps[server_ts] = _pack_datetime(server_ts)
-        fields.append(packed)
+        fields.append(timestamps.get(server_ts) or _pack_once(timestamps, server_ts))
     append(_HANDLE_AND_MASK(client_handle, mask))
     append(b"".join(fields))
+
+
+def _pack_once(timestamps: dict[Any, bytes], moment: Any) -> bytes:
+    """The packed DateTime, kept for the other notifications of the same message."""
+    packed = timestamps[moment] = _pack_datetime(moment)
+    return packed
 
 
 def _variant_bytes(variant: ua.Variant) -> bytes:
