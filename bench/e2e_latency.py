@@ -300,10 +300,7 @@ def run(args: argparse.Namespace) -> None:
                     # 50 requests/s per token would throttle the poller, not measure it
                     "rate_limit": {"enabled": False},
                 },
-                "ingest": {
-                    "max_events_per_commit": args.max_events_per_commit,
-                    **({} if args.max_wait_ms is None else {"max_wait_ms": args.max_wait_ms}),
-                },
+                "ingest": {"max_events_per_commit": args.max_events_per_commit},
             }
             for setting in args.collector_set:
                 set_dotted(collector_doc, setting)
@@ -538,10 +535,6 @@ def main() -> None:
     parser.add_argument(
         "--max-events-per-commit", type=int, default=10_000,
         help="the collector's ingest.max_events_per_commit (its default: 10,000)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-wait-ms", type=int, default=None,
-        help="the collector's ingest.max_wait_ms (default: the collector's own default)",
     )  # fmt: skip
     parser.add_argument(
         "--agent-set", action="append", default=[], metavar="KEY.PATH=VALUE",
