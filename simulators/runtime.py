@@ -2,7 +2,8 @@
 
 ``Simulation.step()`` advances every model to the clock's "now", writes the
 ground truth and returns the tags whose served value changed; faces apply those
-updates to their servers. ``run()`` does that on a fixed wall-clock tick.
+updates to their servers. ``run()`` does that on a fixed wall-clock tick, and steps the
+machines whose process values change at that instant in between.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -21,12 +23,18 @@ from simulators.model.behaviour import behaviour_for, entry_times, overlapping_w
 from simulators.model.clock import Clock
 from simulators.model.machine import MachineModel, SignalValue
 from simulators.model.truth import TruthRecord, TruthWriter, format_ts
+from simulators.model.value_schedule import ValueSchedule
 from simulators.scenario.models import Machine, Scenario, expand_machines
 from simulators.scenario.timeline import parse_at
 from simulators.tags import TagSpec, machine_tags, value_of
 
 log = logging.getLogger("lineside.sim")
 STEP_BATCH = 10  # machines advanced between two chances for the servers to run
+VALUE_SCAN_S = 0.01
+"""Shortest wall time from one step to a step for process-value changes (a PLC scan)."""
+VALUE_STEP_MARGIN_S = 0.001
+"""A step for process-value changes runs this long after their instant, so that the
+clock reads at or past it."""
 
 
 class TagUpdate(NamedTuple):
@@ -137,6 +145,14 @@ class Simulation:
         self._batches = [names[i : i + STEP_BATCH] for i in range(0, len(names), STEP_BATCH)]
         self._listeners: list[Callable[[list[TagUpdate]], None]] = []
         self.tick_count = 0
+        self.value_step_count = 0  # steps between ticks, for process-value changes
+        self._value_schedule = ValueSchedule(
+            {
+                name: self.machine_configs[name].value_offset_s
+                for name, model in self.machines.items()
+                if model.channels
+            }
+        )
         self.last_step_lag_s = 0.0
         self.max_step_lag_s = 0.0
         # Wall seconds spent in recent steps (model + faces), for /status and benchmarks.
@@ -185,17 +201,23 @@ class Simulation:
         self.tick_count += 1
         return updates
 
-    async def step_yielding(self) -> None:
-        """Like step(), but lets the event loop serve clients between machine batches.
+    async def step_yielding(self, machines: list[str] | None = None) -> None:
+        """Like step(), but lets the event loop serve clients between machine batches;
+        ``machines``: only these (a step for their process values, not a tick).
 
         Under load every process value changes at the same second boundary; doing all
         machines in one go would block the protocol servers for that long.
         """
         now = self.clock.now()
-        for batch in self._batches:
+        if machines is None:
+            batches = self._batches
+        else:
+            batches = [machines[i : i + STEP_BATCH] for i in range(0, len(machines), STEP_BATCH)]
+        for batch in batches:
             self._step_machines(batch, now)
             await asyncio.sleep(0)
-        self.tick_count += 1
+        if machines is None:
+            self.tick_count += 1
 
     def _step_machines(self, names: list[str], now: datetime) -> list[TagUpdate]:
         records: list[TruthRecord] = []
@@ -234,21 +256,44 @@ class Simulation:
         return out
 
     async def run(self, tick_s: float = 0.1, stop: asyncio.Event | None = None) -> None:
-        """Step every ``tick_s`` wall seconds until ``stop`` is set."""
+        """Step every ``tick_s`` wall seconds until ``stop`` is set.
+
+        In between, the machines whose process values change are stepped at that instant
+        (at most every ``VALUE_SCAN_S``), as a PLC serves a change within one scan: on the
+        tick alone a change would be served up to ``tick_s`` after its time.
+        """
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
+        due: list[str] = []
         while not stop.is_set():
             started = loop.time()
-            self.last_step_lag_s = max(0.0, started - next_tick)
-            self.max_step_lag_s = max(self.max_step_lag_s, self.last_step_lag_s)
-            await self.step_yielding()
-            self.step_durations_s.append(loop.time() - started)
-            next_tick += tick_s
-            if next_tick < loop.time():  # fell behind: do not try to catch up in a burst
-                next_tick = loop.time()
+            if started >= next_tick:
+                self.last_step_lag_s = max(0.0, started - next_tick)
+                self.max_step_lag_s = max(self.max_step_lag_s, self.last_step_lag_s)
+                await self.step_yielding()
+                self.step_durations_s.append(loop.time() - started)
+                next_tick += tick_s
+                if next_tick < loop.time():  # fell behind: do not try to catch up in a burst
+                    next_tick = loop.time()
+            else:
+                await self.step_yielding(due)
+                self.value_step_count += 1
+            wake_at, due = self._next_value_step(loop.time())
+            if wake_at >= next_tick:
+                wake_at, due = next_tick, []
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - loop.time()))
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, wake_at - loop.time()))
+
+    def _next_value_step(self, loop_now: float) -> tuple[float, list[str]]:
+        """Loop time of the next process-value change and the machines it changes;
+        ``(inf, [])`` when the clock has no wall mapping (a manual clock)."""
+        wall_seconds_until = getattr(self.clock, "wall_seconds_until", None)
+        if wall_seconds_until is None or not self._value_schedule:
+            return math.inf, []
+        at_s, machines = self._value_schedule.next_change(self.clock.now().timestamp())
+        wall_s = wall_seconds_until(datetime.fromtimestamp(at_s, UTC))
+        return loop_now + max(wall_s + VALUE_STEP_MARGIN_S, VALUE_SCAN_S), machines
 
     @property
     def all_ended(self) -> bool:

@@ -40,6 +40,7 @@ def build_control_app(sim: Simulation, controller: FaultController, faces: list[
             "speed": sim.speed,
             "sim_time": format_ts(now),
             "ticks": sim.tick_count,
+            "value_steps": sim.value_step_count,
             "last_step_lag_s": round(sim.last_step_lag_s, 4),
             "max_step_lag_s": round(sim.max_step_lag_s, 4),
             "step_duration_s": _summary(list(sim.step_durations_s)),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
-from simulators.model.clock import ManualClock
+from simulators.model.clock import AcceleratedClock, ManualClock
 from simulators.runtime import Simulation
 from simulators.scenario.loader import parse_scenario
 
@@ -56,3 +58,42 @@ def test_each_machine_changes_at_its_offset_with_that_change_time() -> None:
         START + timedelta(seconds=s + 0.5) for s in range(4)
     ]
     assert [changed for _, changed in early] == [START + timedelta(seconds=s) for s in (1, 2, 3, 4)]
+
+
+async def _served_lags(tick_s: float, speed: float, changes: int) -> dict[str, list[float]]:
+    """Run ``Simulation.run`` on the wall clock until each machine served ``changes``
+    process-value changes (5 s at most); per machine, the wall seconds from each change
+    to the moment it was handed to the faces."""
+    clock = AcceleratedClock(START, speed=speed)
+    sim = Simulation(SCENARIO, clock, START, speed=speed)
+    lags: dict[str, list[float]] = {"early": [], "late": []}
+    enough = asyncio.Event()
+
+    def on_updates(updates: list) -> None:
+        if sim.tick_count == 0:  # the first step serves every value
+            return
+        served = datetime.now(UTC)
+        for update in updates:
+            if update.tag.name.endswith("temperature"):
+                change = clock.to_wall(update.value.changed_at)
+                lags[update.tag.machine].append((served - change).total_seconds())
+        if min(len(seen) for seen in lags.values()) >= changes:
+            enough.set()
+
+    sim.subscribe(on_updates)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sim.run(tick_s, stop))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(enough.wait(), 5.0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    return lags
+
+
+async def test_process_values_are_served_at_their_change_not_at_the_next_tick() -> None:
+    # a 0.5 s tick would serve a change up to 0.5 s late; values change every 0.2 wall s
+    lags = await _served_lags(tick_s=0.5, speed=5.0, changes=6)
+    for machine, seen in lags.items():
+        assert len(seen) >= 6, (machine, seen)
+        assert min(seen) >= -0.002, (machine, seen)  # never before the change
+        assert max(seen) < 0.06, (machine, seen)  # one scan (10 ms) + margin + a busy loop
