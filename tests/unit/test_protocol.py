@@ -454,6 +454,31 @@ def test_a_full_millisecond_borrows_the_next_one() -> None:
     assert uuid7_time(second) - uuid7_time(first) == timedelta(milliseconds=1)
 
 
+def _reference_uuid7(ms: int, tail: int) -> str:
+    """RFC 9562 layout via the uuid module: 48-bit ms, version 7, 12 + 62 tail bits."""
+    value = (ms << 80) | (7 << 76) | ((tail >> 62) << 64) | (0b10 << 62) | (tail & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+_NEAR_CARRIES = st.sampled_from([48, 62, 64]).flatmap(
+    lambda bit: st.integers(0, 700).map(lambda below: max(0, (1 << bit) * 3 - 1 - below))
+)
+
+
+@given(
+    last_tail=st.one_of(st.integers(0, (1 << 73) - 1), _NEAR_CARRIES),
+    count=st.integers(1, 1_500),
+)
+def test_a_run_of_ids_is_formatted_as_one_at_a_time(last_tail: int, count: int) -> None:
+    # runs that cross the carries into the 13th, the variant's and rand_a's hex digits
+    frozen_ms = 1_767_600_600_123
+    generator = UUIDv7Generator(clock_ns=lambda: frozen_ms * 1_000_000)
+    generator._last_ms, generator._last_tail = frozen_ms, last_tail
+    ids = generator.new_many(count)
+    assert ids == [_reference_uuid7(frozen_ms, last_tail + 1 + i) for i in range(count)]
+    assert generator.new() == _reference_uuid7(frozen_ms, last_tail + 1 + count)
+
+
 def test_ids_from_threads_are_unique() -> None:
     results: list[list[str]] = [[] for _ in range(4)]
 
