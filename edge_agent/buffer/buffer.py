@@ -11,7 +11,7 @@ Loss window per ``durability`` (what a failure can cost):
 
 ``full`` (default, ``synchronous=FULL``)
     Every group commit is fsync'd before it counts. A process crash or a power cut
-    loses only events not yet committed: at most ``commit_interval_ms`` (default 50 ms)
+    loses only events not yet committed: at most ``commit_interval_ms`` (default 10 ms)
     of events plus the commit in progress. Those were never captured nor sent, so their
     sequence numbers are safely reused after the restart.
 ``normal`` (``synchronous=NORMAL``)

@@ -36,10 +36,11 @@ class BufferConfig(BaseModel):
         "fsync at all, a power cut can corrupt the file (it is then quarantined at start)",
     )
     commit_interval_ms: int = Field(
-        50,
+        10,
         ge=1,
         le=1000,
-        description="Longest time an event waits in memory before its group commit starts; "
+        description="Longest time an event waits in memory before its group commit starts "
+        "(at most 1000 / commit_interval_ms commits per second at a trickle of events); "
         "events not yet committed are lost by a crash",
     )
     commit_max_events: int = Field(

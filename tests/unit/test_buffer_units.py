@@ -134,7 +134,7 @@ def test_config_defaults_match_the_documented_ones() -> None:
     config = BufferConfig()
     assert config.path is None
     assert config.durability == "full"
-    assert config.commit_interval_ms == 50
+    assert config.commit_interval_ms == 10
     assert config.commit_max_events == 500
     assert config.max_bytes == 1024**3
     assert config.max_age_s == 7 * 24 * 3600
