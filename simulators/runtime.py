@@ -260,12 +260,15 @@ class Simulation:
 
         In between, the machines whose process values change are stepped at that instant
         (at most every ``VALUE_SCAN_S``), as a PLC serves a change within one scan: on the
-        tick alone a change would be served up to ``tick_s`` after its time.
+        tick alone a change would be served up to ``tick_s`` after its time. Only while
+        values change less often than ticks come (``speed * tick_s <= 1``): faster, the
+        tick serves a sample of them, as it always did, rather than every one.
         """
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         due: list[str] = []
+        value_steps = self.speed * tick_s <= 1
         while not stop.is_set():
             started = loop.time()
             if started >= next_tick:
@@ -279,7 +282,7 @@ class Simulation:
             else:
                 await self.step_yielding(due)
                 self.value_step_count += 1
-            wake_at, due = self._next_value_step(loop.time())
+            wake_at, due = self._next_value_step(loop.time()) if value_steps else (math.inf, [])
             if wake_at >= next_tick:
                 wake_at, due = next_tick, []
             with contextlib.suppress(TimeoutError):
