@@ -4,8 +4,9 @@ Starts the whole pipeline as separate processes, each in its own process group: 
 private Mosquitto (queue limits of config/mosquitto/mosquitto.conf), a fresh migrated
 database on the shared PostgreSQL, ``plc-sim run load-100-machines --speed 1`` (10,100
 process values changing every second), ``edge-agent run`` reading it (configuration
-generated as ``bench/agent_sources.py`` does) and ``oee-collector run`` with the API
-inside (``api.serve_with_ingest``, HS256, a viewer token from ``create_token``).
+generated as ``bench/agent_sources.py`` does), ``oee-collector run`` and the API as
+``oee-collector serve`` (the default deployment; ``--api-with-ingest``: inside ``run``,
+``api.serve_with_ingest``), HS256, a viewer token from ``create_token``.
 
 After a warm-up it measures over a steady window:
 
@@ -296,13 +297,13 @@ def run(args: argparse.Namespace) -> None:
                 url = f"http://127.0.0.1:{sim.control_port}/health"
                 wait_until(lambda u=url: http_ok(u), 300, "plc-sim control /health", children)
 
-            collector_health, api_port, agent_health = free_port(), free_port(), free_port()
+            collector_health, api_port = free_port(), free_port()
             collector_doc = {
                 "mqtt": {"host": "127.0.0.1", "port": broker.port, "group": "bench-e2e"},
                 "health": {"listen": f"127.0.0.1:{collector_health}"},
                 "api": {
                     "listen": f"127.0.0.1:{api_port}",
-                    "serve_with_ingest": True,
+                    "serve_with_ingest": args.api_with_ingest,
                     "auth": {"algorithm": "HS256", "hs256_secret": secret},
                     # 50 requests/s per token would throttle the poller, not measure it
                     "rate_limit": {"enabled": False},
@@ -317,32 +318,55 @@ def run(args: argparse.Namespace) -> None:
                     collector_yaml, dsn, tmp / "collector.log", "--log-level", "warning"
                 )
             )
+            api_server = None
+            if not args.api_with_ingest:  # the default deployment: its own process
+                api_server = children.start(
+                    Child(
+                        "oee-collector serve",
+                        [tool("oee-collector"), "serve", str(collector_yaml), "--dsn", dsn,
+                         "--log-level", "warning"],
+                        tmp / "api.log",
+                        signal.SIGTERM,
+                    )
+                )  # fmt: skip
             api = f"http://127.0.0.1:{api_port}"
             wait_until(lambda: http_ok(f"{api}/healthz") or http_ok(f"{api}/api/v1/health")
                        or _answers(api), 60, "collector API", children)  # fmt: skip
 
-            config = agent_config(
-                args.protocol, args.machines, args.interval, sims, tmp / "agent", args.connections
-            )
-            document = config.model_dump(mode="json", exclude_defaults=True)
-            document["mqtt"] = {"host": "127.0.0.1", "port": broker.port}
-            document["health"] = {"listen": f"127.0.0.1:{agent_health}"}
-            for setting in args.agent_set:
-                set_dotted(document, setting)
-            agent_yaml = write_yaml(tmp / "agent.yaml", document)
-            tags = sum(len(e.tags) for e in config.equipment)
-            agent = children.start(
-                Child(
-                    "edge-agent",
-                    [tool("edge-agent"), "run", str(agent_yaml), "--log-level", "warning"],
-                    tmp / "agent.log",
-                    signal.SIGTERM,
+            # --agents K: each agent reads its share of the simulators (as K line PCs)
+            per_agent = len(sims) // args.agents
+            agents, equipment, connections = [], [], 0
+            for k in range(args.agents):
+                share = sims[k * per_agent : (k + 1) * per_agent]
+                config = agent_config(
+                    args.protocol, args.machines * len(share) // len(sims), args.interval,
+                    share, tmp / f"agent-{k}", args.connections,
+                )  # fmt: skip
+                document = config.model_dump(mode="json", exclude_defaults=True)
+                if args.agents > 1:
+                    document["agent"]["id"] = f"{document['agent']['id']}-{k}"
+                document["mqtt"] = {"host": "127.0.0.1", "port": broker.port}
+                document["health"] = {"listen": f"127.0.0.1:{free_port()}"}
+                for setting in args.agent_set:
+                    set_dotted(document, setting)
+                agent_yaml = write_yaml(tmp / f"agent-{k}.yaml", document)
+                equipment += config.equipment
+                connections += len(config.connections)
+                agents.append(
+                    children.start(
+                        Child(
+                            "edge-agent" + (f" {k}" if args.agents > 1 else ""),
+                            [tool("edge-agent"), "run", str(agent_yaml), "--log-level", "warning"],
+                            tmp / f"agent-{k}.log",
+                            signal.SIGTERM,
+                        )
+                    )
                 )
-            )
+            tags = sum(len(e.tags) for e in equipment)
             print(
-                f"{args.protocol}: {tags:,} tags on {len(config.equipment)} machines, "
-                f"{len(config.connections)} connection(s), interval {args.interval} s; "
-                f"warming up {args.warmup:.0f} s",
+                f"{args.protocol}: {tags:,} tags on {len(equipment)} machines, "
+                f"{connections} connection(s), {args.agents} agent(s), interval {args.interval} s;"
+                f" warming up {args.warmup:.0f} s",
                 flush=True,
             )
             from collector.api.auth import Role, create_token
@@ -353,7 +377,7 @@ def run(args: argparse.Namespace) -> None:
                 auth, subject="bench-e2e", role=Role.VIEWER, sites=["*"], ttl_s=3600
             )
             loc = document["agent"]["location"]
-            names = [e.id for e in config.equipment]
+            names = [e.id for e in equipment]
             step = max(1, len(names) // args.poll_machines)
             polled = names[::step][: args.poll_machines]
             time.sleep(args.warmup)
@@ -366,7 +390,10 @@ def run(args: argparse.Namespace) -> None:
                 pollers.append(poller)
             tap = BrokerTap(broker.port)
             time.sleep(3)  # pollers take their baseline
-            pids = {"agent": agent.pid, "collector": collector.pid, "bench": os.getpid()}
+            pids = {"collector": collector.pid, "bench": os.getpid()}
+            pids |= {f"agent {k}": agent.pid for k, agent in enumerate(agents)}
+            if api_server is not None:
+                pids["api"] = api_server.pid
             sim_pids = [s.child.pid for s in sims]
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             sim_cpu0 = sum(cpu_seconds(p) for p in sim_pids)
@@ -516,8 +543,11 @@ def report(args, tags, elapsed, figures, counts, pollers, tap, cpu, sim_cpu, pg_
         if poller.last_error:
             print(f"  last API error of {poller.url}: {poller.last_error}")
     print(
-        f"  CPU (% of one core): agent {cpu['agent']:.0f}%, collector {cpu['collector']:.0f}%,"
-        f" simulator(s) {sim_cpu:.0f}%, PostgreSQL {pg_cpu:.0f}%, Mosquitto {mq_cpu:.0f}%,"
+        "  CPU (% of one core): agent(s) "
+        + " + ".join(f"{v:.0f}%" for k, v in cpu.items() if k.startswith("agent"))
+        + f", collector {cpu['collector']:.0f}%"
+        + (" (API inside)," if "api" not in cpu else f", API {cpu['api']:.0f}%,")
+        + f" simulator(s) {sim_cpu:.0f}%, PostgreSQL {pg_cpu:.0f}%, Mosquitto {mq_cpu:.0f}%,"
         f" this bench (API pollers, broker tap) {cpu['bench']:.0f}%"
     )
     print(
@@ -542,6 +572,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="PLC connections per simulator")
     parser.add_argument("--simulators", type=int, default=1)
     parser.add_argument(
+        "--agents", type=int, default=1,
+        help="agent processes, each reading its share of the simulators (a divisor of"
+        " --simulators)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-events-per-commit", type=int, default=10_000,
         help="the collector's ingest.max_events_per_commit (its default: 10,000)",
     )  # fmt: skip
@@ -560,14 +595,23 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--sim-tick", type=float, default=0.1,
-        help="the simulators' step (plc-sim run --tick): a changed value is served up to one"
-        " step after its time",
+        help="the simulators' step (plc-sim run --tick): states and counters are served up to"
+        " one step after their time (process values at their change)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--api-with-ingest", action="store_true",
+        help="serve the API inside `oee-collector run` (api.serve_with_ingest: one process"
+        " for ingest and API, sharing its GIL) instead of a separate `oee-collector serve`,"
+        " the default deployment",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=30)
     parser.add_argument("--poll-machines", type=int, default=4)
     parser.add_argument("--poll-hz", type=float, default=20)
-    run(parser.parse_args())
+    args = parser.parse_args()
+    if args.agents < 1 or args.simulators % args.agents:
+        parser.error("--agents must divide --simulators (each agent reads whole simulators)")
+    run(args)
 
 
 if __name__ == "__main__":
