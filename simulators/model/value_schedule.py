@@ -39,4 +39,3 @@ class ValueSchedule:
             elif at == best:
                 due += machines
         return best, due
-
