@@ -4,7 +4,9 @@ asyncua 2.1's server accepts a percent deadband and ignores it; the face refuses
 with BadDeadbandFilterInvalid, as OPC 10000-8 6.2 requires for variables without an
 EURange (see simulators/faces/opcua/monitoring.py). The agent must then monitor the
 item without a server-side filter, log that once per tag, and keep reporting.
-Absolute deadbands are implemented by asyncua and accepted.
+Absolute deadbands are accepted and decided by the face as OPC UA specifies: a status
+change is always reported (asyncua 2.1 raised TypeError on a Bad value without a value
+and the Bad notification was lost).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from _opcua_source_helpers import (
 )
 from asyncua import ua
 
+from edge_agent.samples import Quality
 from simulators.faces.opcua import OpcUaFace
+from simulators.faults.state import BadTag
 from simulators.scenario.loader import load_scenario
 
 pytestmark = pytest.mark.integration
@@ -186,3 +190,34 @@ async def test_absolute_deadband_holds_back_changes_up_to_the_deadband(
     )
     assert [s.value for s in out.samples("total")] == [first, big]
     assert not [r for r in caplog.records if "opcua_deadband_refused" in r.getMessage()]
+
+
+async def test_absolute_deadband_reports_a_bad_status_and_its_end(
+    rig: SimRig, face: OpcUaFace, run_source: RunSource
+) -> None:
+    rig.advance(600)
+    deadband = fast_subscribe(deadband={"type": "absolute", "value": 5})
+    out = await run_source(connection(face.url), [("total", tag("total", TOTAL, deadband))])
+    await wait_until(lambda: matches(out.latest("total"), rig, MACHINE, "TotalCount"), 10)
+    good = out.latest("total")
+    assert good is not None
+
+    face.faults.bad_tags[(MACHINE, "TotalCount")] = BadTag("BadSensorFailure")
+
+    def bad_reported() -> bool:
+        latest = out.latest("total")
+        return latest is not None and latest.quality is Quality.BAD
+
+    await wait_until(bad_reported, 10, message="the Bad status through the deadband")
+    bad = out.latest("total")
+    assert bad is not None
+    assert (bad.status, bad.value) == ("BadSensorFailure", None)
+
+    # Good again with the same count: a status change, reported though the value moved
+    # less than the deadband.
+    face.faults.bad_tags.clear()
+    await wait_until(
+        lambda: matches(out.latest("total"), rig, MACHINE, "TotalCount"), 10, message="good again"
+    )
+    assert [s.quality for s in out.samples("total")] == [Quality.GOOD, Quality.BAD, Quality.GOOD]
+    assert [s.value for s in out.samples("total")] == [good.value, None, good.value]

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulators.faces.opcua import monitoring, values
+from simulators.faces.opcua.data_change_filter import reports_change
 from simulators.faces.opcua.datachange import enqueue_datachange
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
@@ -226,14 +227,6 @@ async def test_other_monitoring_modes_fall_back(mode: ua.MonitoringMode) -> None
     ("item_filter", "fast"),
     [
         (ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValue), True),
-        (
-            ua.DataChangeFilter(
-                Trigger=ua.DataChangeTrigger.StatusValue,
-                DeadbandType=ua.DeadbandType.Absolute,
-                DeadbandValue=0.7,
-            ),
-            False,
-        ),
         (ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.Status), False),
         (ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValueTimestamp), False),
     ],
@@ -241,6 +234,57 @@ async def test_other_monitoring_modes_fall_back(mode: ua.MonitoringMode) -> None
 async def test_filters_other_than_status_value_fall_back(item_filter: Any, fast: bool) -> None:
     _, candidate = await both_ways([Item(item_filter=item_filter, queue_size=5)], CHANGES)
     assert (candidate.fast, candidate.fallback) == ((8, 0) if fast else (0, 8))
+
+
+def absolute_deadband(
+    limit: float, trigger: ua.DataChangeTrigger = ua.DataChangeTrigger.StatusValue
+) -> ua.DataChangeFilter:
+    return ua.DataChangeFilter(
+        Trigger=trigger, DeadbandType=ua.DeadbandType.Absolute, DeadbandValue=limit
+    )
+
+
+async def fast_only(items: list[Item], steps: list[ua.DataValue | str]) -> World:
+    world = await make_world(items)
+    for step in steps:
+        if step == "publish":
+            await world.publish()
+        else:
+            assert isinstance(step, ua.DataValue)
+            await world.deliver(step, fast_path=True)
+    await world.publish()
+    return world
+
+
+async def test_absolute_deadband_items_report_as_opc_ua_specifies() -> None:
+    """Status changes always; values beyond 0.7 from the last *reported* one; no errors."""
+    world = await fast_only([Item(item_filter=absolute_deadband(0.7), queue_size=5)], CHANGES)
+    assert (world.fast, world.fallback, world.errors) == (8, 0, [])
+    # 20.0 queued at creation; 21.0 (+1.0); 22.5 (+1.5); Bad (status); Uncertain and
+    # Good again (status); 23.0 is 0.5 from the last reported 22.5: held back.
+    assert values_queued(world) == [20.0, 21.0, 22.5, None, 22.5, 22.5]
+
+    # asyncua's own path raises on the Bad value without a value and loses it
+    asyncua = await make_world([Item(item_filter=absolute_deadband(0.7), queue_size=5)])
+    for step in CHANGES:
+        if isinstance(step, ua.DataValue):
+            await asyncua.deliver(step, fast_path=False)
+    await asyncua.publish()
+    assert any("TypeError" in error for error in asyncua.errors)
+    assert None not in values_queued(asyncua)
+
+
+async def test_a_slow_drift_beyond_the_deadband_is_reported() -> None:
+    """asyncua compares with the previous served value, so 0.5 steps never pass 0.7."""
+    steps: list[ua.DataValue | str] = [dv(20.0 + 0.5 * i, second=i) for i in range(1, 7)]
+    world = await fast_only([Item(item_filter=absolute_deadband(0.7), queue_size=0)], steps)
+    assert values_queued(world) == [20.0, 21.0, 22.0, 23.0]
+    asyncua = await make_world([Item(item_filter=absolute_deadband(0.7), queue_size=0)])
+    for step in steps:
+        assert isinstance(step, ua.DataValue)
+        await asyncua.deliver(step, fast_path=False)
+    await asyncua.publish()
+    assert values_queued(asyncua) == [20.0]
 
 
 async def test_no_filter_as_decoded_from_a_request_is_fast() -> None:
@@ -288,14 +332,7 @@ async def test_the_writer_delivers_in_order_mixing_fast_and_fallback_items(
     items = [
         Item(),
         Item(queue_size=3, client_handle=8),
-        Item(
-            client_handle=9,
-            item_filter=ua.DataChangeFilter(
-                Trigger=ua.DataChangeTrigger.StatusValue,
-                DeadbandType=ua.DeadbandType.Absolute,
-                DeadbandValue=1.0,
-            ),
-        ),
+        Item(client_handle=9, item_filter=ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.Status)),
     ]
     batches = [[dv(20.0 + i * 0.75, second=i)] for i in range(1, 5)] + [[dv(None, BAD, second=9)]]
 
@@ -335,8 +372,7 @@ item_strategy = st.builds(
         st.builds(
             ua.DataChangeFilter,
             Trigger=st.sampled_from(list(ua.DataChangeTrigger)),
-            DeadbandType=st.sampled_from([0, 1]),
-            DeadbandValue=st.sampled_from([0.0, 0.5, 2.0]),
+            DeadbandType=st.just(ua.DeadbandType.None_),  # deadbands: the test below
         ),
     ),
     client_handle=st.integers(0, 2**32 - 1),
@@ -353,3 +389,32 @@ def test_any_items_and_changes_give_what_asyncua_gives(items: list[Item], raw: l
         s if s == "publish" else dv(s[0], s[1], second=s[2]) for s in raw
     ]
     asyncio.run(both_ways(items, steps))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    trigger=st.sampled_from(list(ua.DataChangeTrigger)),
+    limit=st.sampled_from([0.0, 0.5, 2.0]),
+    raw=st.lists(step_strategy),
+)
+def test_deadband_items_queue_what_the_filter_reports(
+    trigger: ua.DataChangeTrigger, limit: float, raw: list[Any]
+) -> None:
+    """Every served value, in order, that ``reports_change`` accepts against the last one."""
+    steps: list[ua.DataValue | str] = [
+        s if s == "publish" else dv(s[0], s[1], second=s[2]) for s in raw
+    ]
+    item = Item(item_filter=absolute_deadband(limit, trigger), queue_size=0)
+    world = asyncio.run(fast_only([item], steps))
+    assert world.errors == []
+    last = dv(20.0)  # queued when the item was created
+    expected: list[float | None] = [20.0]
+    for step in steps:
+        if isinstance(step, ua.DataValue) and reports_change(
+            last, step, trigger, ua.DeadbandType.Absolute, limit
+        ):
+            expected.append(None if step.Value is None else step.Value.Value)
+            last = step
+    assert values_queued(world) == pytest.approx(expected, nan_ok=True)

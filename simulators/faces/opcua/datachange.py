@@ -15,26 +15,40 @@ It is asyncua's code path inlined, reading and writing the same state: the item'
 current/previous value (through ``set_current_datavalue``, i.e. the face's
 copy-avoiding version when installed), the subscription's per-item queue with its
 size limit (asyncua drops the oldest queued notification whatever DiscardOldest
-says; so does this). Everything else (deadbands, other triggers, Sampling or
-Disabled items, an immediately publishing subscription, subclasses of asyncua's
-classes, a callback that is not asyncua's) returns False, and the caller awaits
-asyncua's own callback instead.
+says; so does this).
+
+Items with an absolute deadband are decided here too, as OPC UA specifies
+(:mod:`.data_change_filter`): asyncua 2.1 compares with the previous served value
+rather than the last reported one, holds back StatusCode changes, and raises TypeError
+on a Bad value without a value, which lost the Bad notification. The last value
+queued for such an item is kept here; before the first, the value asyncua queued when
+the item was created.
+
+Everything else (other triggers, Sampling or Disabled items, an immediately
+publishing subscription, subclasses of asyncua's classes, a callback that is not
+asyncua's) returns False, and the caller awaits asyncua's own callback instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asyncua import ua
 from asyncua.server.internal_subscription import InternalSubscription
-from asyncua.server.monitored_item_service import MonitoredItemService
+from asyncua.server.monitored_item_service import MonitoredItemService, MonitoredItemValues
+
+from simulators.faces.opcua.data_change_filter import reports_change
 
 _ASYNCUA_CALLBACK = MonitoredItemService.datachange_callback
 _REPORTING = ua.MonitoringMode.Reporting
 _STATUS_VALUE = ua.DataChangeTrigger.StatusValue
 _NO_DEADBAND = ua.DeadbandType.None_
+_ABSOLUTE = ua.DeadbandType.Absolute
 _Notification = ua.MonitoredItemNotification
+# the last value queued for each absolute-deadband item (gone with the item)
+_last_reported: WeakKeyDictionary[MonitoredItemValues, ua.DataValue | None] = WeakKeyDictionary()
 
 
 def enqueue_datachange(callback: Callable[..., Any], handle: int, value: ua.DataValue) -> bool:
@@ -61,12 +75,22 @@ def enqueue_datachange(callback: Callable[..., Any], handle: int, value: ua.Data
     item_filter = mdata.filter
     # Truthiness as in asyncua: a request without a filter decodes to a null
     # ExtensionObject, which is falsy, and means "no filter" there too.
-    if item_filter and not _reports_any_change(item_filter):
+    deadband = bool(item_filter) and _has_absolute_deadband(item_filter)
+    if item_filter and not deadband and not _reports_any_change(item_filter):
         return False
     mvalue = mdata.mvalue
-    mvalue.set_current_datavalue(value)
-    if not _status_or_value_changed(mvalue.old_dvalue, mvalue.current_dvalue):
-        return True
+    if deadband:
+        # before this item's first decision: the value asyncua queued at its creation
+        last = _last_reported.setdefault(mvalue, mvalue.current_dvalue)
+        mvalue.set_current_datavalue(value)
+        trigger, limit = item_filter.Trigger, item_filter.DeadbandValue
+        if not reports_change(last, value, trigger, _ABSOLUTE, limit):
+            return True
+        _last_reported[mvalue] = value
+    else:
+        mvalue.set_current_datavalue(value)
+        if not _status_or_value_changed(mvalue.old_dvalue, mvalue.current_dvalue):
+            return True
     notification = _Notification(ClientHandle=mdata.client_handle, Value=value)
     queue = isub._triggered_datachanges
     queued = queue.get(mid)
@@ -88,6 +112,12 @@ def _reports_any_change(item_filter: Any) -> bool:
         type(item_filter).__name__ == "DataChangeFilter"
         and item_filter.Trigger == _STATUS_VALUE
         and item_filter.DeadbandType == _NO_DEADBAND
+    )
+
+
+def _has_absolute_deadband(item_filter: Any) -> bool:
+    return (
+        type(item_filter).__name__ == "DataChangeFilter" and item_filter.DeadbandType == _ABSOLUTE
     )
 
 

@@ -6,8 +6,9 @@ one. OPC 10000-8 6.2 allows a percent deadband only on AnalogItems with an EURan
 property and has the server refuse it otherwise with Bad_DeadbandFilterInvalid. No
 variable of the simulator has an EURange, so the face refuses every percent deadband
 (in CreateMonitoredItems and ModifyMonitoredItems), as a conforming PLC does; a client
-may then monitor the item without a server-side deadband. Absolute deadbands are left
-to asyncua, which implements them (comparing with the previous sampled value).
+may then monitor the item without a server-side deadband. Absolute deadbands are
+accepted; the face decides what they report (see :mod:`.datachange` and
+:mod:`.data_change_filter`).
 """
 
 from __future__ import annotations
