@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 
 from lineside_demo import configs
-from lineside_demo.live import ApiReader, machine_table
+from lineside_demo.live import ApiReader, machine_table, status_line
 from lineside_demo.processes import (
     Child,
     Children,
@@ -306,8 +306,7 @@ def _watch(
             elif time.monotonic() - last_line >= 10:
                 last_line = time.monotonic()
                 out.print(
-                    "  ".join(f"{r.id}:{r.state} good={r.good} oee={r.oee}" for r in rows)
-                    or "waiting for the first events",
+                    status_line(rows) or "waiting for the first events",
                     markup=False,
                 )
             time.sleep(REFRESH_S)

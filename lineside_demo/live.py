@@ -98,6 +98,15 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
 
+def status_line(rows: list[MachineRow]) -> str:
+    """One plain line for ``--no-live`` (logs, CI): ``id:state good=N scrap=N oee=P%``."""
+    return "  ".join(
+        f"{row.id}:{row.state} good={_number(row.good)} scrap={_number(row.scrap)} "
+        f"oee={_percent(row.oee).replace(' ', '')}"
+        for row in rows
+    )
+
+
 def machine_table(
     rows: list[MachineRow], shift_start: datetime, shift_end: datetime, speed: float
 ) -> Table:
