@@ -7,8 +7,8 @@ condition holds now. A condition must hold for the rule's ``hold_s`` before it b
   the last stored event), the hold is measured from it, so a stop breaches as soon as
   it is ``min_duration_s`` old, even if the collector only just started;
 * without it (OEE below a threshold), from the first evaluation that saw it hold; that
-  start is the "pending" timer kept in memory between evaluations (lost on restart,
-  which only delays an alert).
+  start is the "pending" timer, which the shell keeps in the database between
+  evaluations (``pending``), so restarts and other collector processes share it.
 
 Open episodes are not remembered here: the database is the authority (several
 collector processes evaluate the same rules), so every evaluation gets the episodes open

@@ -32,8 +32,9 @@ from lineside_protocol.ids import new_event_id
 from ._mqtt import MqttSender
 from .config import AlertsConfig
 from .deliver import AlertMetrics, DeliveryWorker, Sender, WebhookSender, first_line
-from .evaluate import AnyRule, Breach, Key, breach_event, evaluate, resolve_event
+from .evaluate import AnyRule, Breach, breach_event, evaluate, resolve_event
 from .observe import observe
+from .pending import load_pending, prune_stale_pending, save_pending
 from .store import (
     MQTT_DESTINATION,
     abandon_expired,
@@ -106,7 +107,6 @@ class AlertService:
             )
             for sender in senders
         ]
-        self._pending: dict[Key, datetime] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
@@ -191,10 +191,9 @@ class AlertService:
             observed = observe(conn, masterdata, list(self._rules.values()), now)
             self._note_rule_errors(observed.errors)
             episodes = open_episodes(conn)
-            evaluation = evaluate(
-                observed.observations, observed.timings, episodes, self._pending, now
-            )
-            self._pending = evaluation.pending
+            pending = load_pending(conn)
+            evaluation = evaluate(observed.observations, observed.timings, episodes, pending, now)
+            save_pending(conn, pending, evaluation.pending)
             for decision in evaluation.decisions:
                 if isinstance(decision, Breach):
                     rule = self._rules[decision.observation.rule]
@@ -247,8 +246,11 @@ class AlertService:
         with self._connection() as conn:
             abandoned = abandon_expired(conn, self.alerts.give_up_after_s)
             pruned = prune_finished(conn, self.alerts.outbox_retention_s)
+            stale = prune_stale_pending(conn)
             backlog = outbox_backlog(conn)
             episodes = open_episodes(conn)
+        if stale:
+            log.info("event=alert_timers_pruned count=%d reason=older_than_any_for_s", stale)
         for destination, count in abandoned.items():
             self.metrics.abandoned.labels(destination).inc(count)
             log.warning(

@@ -37,6 +37,7 @@ from collector.alerts.evaluate import (
     breach_event,
     resolve_event,
 )
+from collector.alerts.pending import load_pending, prune_stale_pending, save_pending
 from collector.alerts.service import AlertService
 from collector.alerts.store import (
     abandon_expired,
@@ -346,7 +347,10 @@ def test_a_failing_webhook_gets_the_alert_later_and_a_hanging_one_blocks_nothing
     ) == [(None,)]
 
 
-def test_current_shift_oee_below_the_threshold_fires(dsn: str, line: str, tmp_path: Path) -> None:
+def low_oee_line(dsn: str, line: str, tmp_path: Path) -> tuple[Path, datetime]:
+    """A shift that began an hour ago on ``line``; press-1 ran it making 10 parts of an
+    ideal 2.5 s (OEE far below 0.65). Returns the master data file with its calendar and
+    the shift's start."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     shift_start = now - timedelta(hours=1)
     shift_end = shift_start + timedelta(hours=3)
@@ -373,6 +377,11 @@ def test_current_shift_oee_below_the_threshold_fires(dsn: str, line: str, tmp_pa
             press.counted(10, 0, datetime.now(UTC) - timedelta(seconds=5)),
         ],
     )
+    return masterdata, shift_start
+
+
+def test_current_shift_oee_below_the_threshold_fires(dsn: str, line: str, tmp_path: Path) -> None:
+    masterdata, shift_start = low_oee_line(dsn, line, tmp_path)
     ids = [f"plant-1/pressing/{line}"]
     rules = [
         {"kind": "oee_below", "name": "line-oee", "threshold": 0.65, "for_s": 2, "ids": ids},
@@ -402,6 +411,52 @@ def test_current_shift_oee_below_the_threshold_fires(dsn: str, line: str, tmp_pa
         assert held >= timedelta(seconds=2)
     assert line_event["scope"] == "line"
     assert line_event["subject"]["equipment"] is None
+
+
+def test_an_oee_timer_survives_a_collector_restart(dsn: str, line: str, tmp_path: Path) -> None:
+    masterdata, _ = low_oee_line(dsn, line, tmp_path)
+    subject = f"plant-1/pressing/{line}"
+    rule = {"kind": "oee_below", "name": "line-oee", "threshold": 0.65, "for_s": 600}
+    rules = {"rules": [{**rule, "ids": [subject]}], "evaluate_every_s": 0.2}
+
+    def timers() -> list[tuple]:
+        return query(dsn, "SELECT rule, subject, since FROM ops.alert_pending")
+
+    with running(rules, dsn, masterdata):
+        wait_for(timers, 10, "the timer of the first collector")
+    ((name, where, since),) = timers()
+    assert (name, where) == ("line-oee", subject)
+
+    # A new process (a restart) counts from the same start: 600 s after it, it fires,
+    # though this process has seen OEE below the threshold only for a moment.
+    with running(rules, dsn, masterdata) as restarted:
+        wait_for(lambda: restarted.last_evaluation is not None, 10, "an evaluation")
+        assert timers() == [("line-oee", subject, since)]
+        assert restarted.evaluate_once(now=since + timedelta(seconds=599)) == []
+        (fired,) = restarted.evaluate_once(now=since + timedelta(seconds=600))
+    # (alert events carry milliseconds)
+    assert fired.condition_since == since.replace(microsecond=since.microsecond // 1000 * 1000)
+    assert fired.breached_at - fired.condition_since == timedelta(seconds=600)
+    assert timers() == []  # fired: the timer has ended
+
+
+def test_pending_timers_are_saved_as_changes_and_the_first_start_wins(dsn: str) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    a, b, c = ("oee", "s/a/l1"), ("oee", "s/a/l2"), ("other", "s/a/l1")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        save_pending(conn, {}, {a: t0, b: t0})
+        assert load_pending(conn) == {a: t0, b: t0}
+        # another process started c meanwhile, and b at a later time: both kept as stored
+        save_pending(conn, {}, {c: t0})
+        loaded = load_pending(conn)
+        save_pending(conn, {a: t0}, {a: t0, b: t0 + timedelta(minutes=5)})
+        assert load_pending(conn) == loaded
+        # a ended (cleared or fired); b and c stay
+        save_pending(conn, loaded, {b: t0, c: t0})
+        assert load_pending(conn) == {b: t0, c: t0}
+        assert prune_stale_pending(conn, older_than_s=4 * 86_400) == 0
+        assert prune_stale_pending(conn) == 2  # t0 is three days ago, beyond any for_s
+        assert load_pending(conn) == {}
 
 
 def test_offline_by_state_and_by_silence(dsn: str, line: str) -> None:
