@@ -21,7 +21,8 @@ After a warm-up it measures over a steady window:
   each sample seen for the first time gives (time first seen - sample time). The poll
   interval bounds the resolution (a sample is seen up to 1.5 intervals late, half an
   interval on average; the interval is jittered so that this holds for every machine);
-* CPU of the agent, collector, simulator(s), PostgreSQL and Mosquitto; the load average.
+* CPU of the agent, collector, simulator(s), PostgreSQL and Mosquitto; the load average;
+* with a window of 120 s or more, both latencies minute by minute (does a long run drift?).
 
     ./lineside bench e2e_latency
     ./lineside bench e2e_latency --protocol opcua-subscribe --simulators 2 --interval 0.1
@@ -128,6 +129,7 @@ class ApiPoller(threading.Thread):
         self.seen: set[str] = set()
         self.baseline_done = False
         self.latencies_s: list[float] = []
+        self.seen_at: list[datetime] = []  # when each of latencies_s was seen
         self.requests, self.errors, self.request_s = 0, 0, []  # type: list[float]
         self.last_error = ""
         self.measuring = threading.Event()
@@ -176,6 +178,7 @@ class ApiPoller(threading.Thread):
             if self.baseline_done and self.measuring.is_set():
                 at = datetime.fromisoformat(key)
                 self.latencies_s.append((seen_at - at).total_seconds())
+                self.seen_at.append(seen_at)
         self.baseline_done = True
 
 
@@ -266,6 +269,38 @@ def committed_latencies(dsn: str, start: datetime, end: datetime) -> tuple[dict,
     figures["all measured"] = percentiles([float(ms) for _, ms in rows])
     figures["received_time (agent)"] = percentiles([float(ms) for (ms,) in received])
     return figures, {"rows": total}
+
+
+def committed_by_minute(
+    dsn: str, start: datetime, end: datetime
+) -> list[tuple[int, int, float, float]]:
+    """Per minute of the window: (minute, rows, p50 ms, p99 ms) of ingested_at - event_time."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT floor(extract(epoch FROM ingested_at - %(start)s) / 60)::int AS minute,"
+            " count(*), 1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP"
+            " (ORDER BY ingested_at - event_time)), 1000 * extract(epoch FROM"
+            " percentile_disc(0.99) WITHIN GROUP (ORDER BY ingested_at - event_time))"
+            " FROM audit.events WHERE ingested_at >= %(start)s AND ingested_at < %(end)s"
+            " AND type = ANY(%(types)s) GROUP BY minute ORDER BY minute",
+            {"start": start, "end": end, "types": list(MEASURED_TYPES)},
+        ).fetchall()
+
+
+def report_by_minute(rows: list[tuple[int, int, float, float]], pollers, start: datetime) -> None:
+    """The row and API latency of each minute, to see whether a long run drifts."""
+    api: dict[int, list[float]] = {}
+    for poller in pollers:
+        for seen_at, latency_s in zip(poller.seen_at, poller.latencies_s, strict=True):
+            minute = int((seen_at - start).total_seconds() // 60)
+            api.setdefault(minute, []).append(latency_s * 1000)
+    print("  by minute of the window: committed row p50 / p99, API p50 / p99 (n)")
+    for minute, n, p50, p99 in rows:
+        a = percentiles(api.get(minute, []))
+        print(
+            f"    minute {minute + 1:>3}: row {p50:.0f} / {p99:.0f} ms ({n:,}),"
+            f" API {a['p50']:.0f} / {a['p99']:.0f} ms ({a['n']})"
+        )
 
 
 def pick_tag(api: str, token: str, equipment: str) -> str:
@@ -439,6 +474,10 @@ def run(args: argparse.Namespace) -> None:
             figures, counts = committed_latencies(dsn, start_wall, end_wall)
             report(args, tags, elapsed, figures, counts, pollers, tap, cpu, sim_cpu, pg_cpu, mq_cpu,
                    load0, load1, opcua)  # fmt: skip
+            if args.seconds >= 120:
+                report_by_minute(
+                    committed_by_minute(dsn, start_wall, end_wall), pollers, start_wall
+                )
             if commits["count"] > 0:
                 print(
                     f"  collector transactions in the window: {commits['count']:,.0f}, mean"
