@@ -287,8 +287,10 @@ def committed_by_minute(
         ).fetchall()
 
 
-def report_by_minute(rows: list[tuple[int, int, float, float]], pollers, start: datetime) -> None:
-    """The row and API latency of each minute, to see whether a long run drifts."""
+def report_by_minute(
+    rows: list[tuple[int, int, float, float]], pollers, start: datetime, elapsed_s: float
+) -> None:
+    """The row and API latency of each whole minute, to see whether a long run drifts."""
     api: dict[int, list[float]] = {}
     for poller in pollers:
         for seen_at, latency_s in zip(poller.seen_at, poller.latencies_s, strict=True):
@@ -296,6 +298,8 @@ def report_by_minute(rows: list[tuple[int, int, float, float]], pollers, start: 
             api.setdefault(minute, []).append(latency_s * 1000)
     print("  by minute of the window: committed row p50 / p99, API p50 / p99 (n)")
     for minute, n, p50, p99 in rows:
+        if (minute + 1) * 60 > elapsed_s:
+            break  # a part of a minute at the end of the window
         a = percentiles(api.get(minute, []))
         print(
             f"    minute {minute + 1:>3}: row {p50:.0f} / {p99:.0f} ms ({n:,}),"
@@ -475,9 +479,8 @@ def run(args: argparse.Namespace) -> None:
             report(args, tags, elapsed, figures, counts, pollers, tap, cpu, sim_cpu, pg_cpu, mq_cpu,
                    load0, load1, opcua)  # fmt: skip
             if args.seconds >= 120:
-                report_by_minute(
-                    committed_by_minute(dsn, start_wall, end_wall), pollers, start_wall
-                )
+                by_minute = committed_by_minute(dsn, start_wall, end_wall)
+                report_by_minute(by_minute, pollers, start_wall, elapsed)
             if commits["count"] > 0:
                 print(
                     f"  collector transactions in the window: {commits['count']:,.0f}, mean"
