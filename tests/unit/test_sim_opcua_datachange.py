@@ -244,32 +244,33 @@ def absolute_deadband(
     )
 
 
-async def fast_only(items: list[Item], steps: list[ua.DataValue | str]) -> World:
+async def delivered(
+    items: list[Item], steps: list[ua.DataValue | str], *, fast_path: bool = True
+) -> World:
+    """One world fed ``steps`` one way (the face's path, or asyncua's), published at the end."""
     world = await make_world(items)
     for step in steps:
         if step == "publish":
             await world.publish()
         else:
             assert isinstance(step, ua.DataValue)
-            await world.deliver(step, fast_path=True)
+            await world.deliver(step, fast_path=fast_path)
     await world.publish()
     return world
 
 
 async def test_absolute_deadband_items_report_as_opc_ua_specifies() -> None:
     """Status changes always; values beyond 0.7 from the last *reported* one; no errors."""
-    world = await fast_only([Item(item_filter=absolute_deadband(0.7), queue_size=5)], CHANGES)
+    world = await delivered([Item(item_filter=absolute_deadband(0.7), queue_size=5)], CHANGES)
     assert (world.fast, world.fallback, world.errors) == (8, 0, [])
     # 20.0 queued at creation; 21.0 (+1.0); 22.5 (+1.5); Bad (status); Uncertain and
     # Good again (status); 23.0 is 0.5 from the last reported 22.5: held back.
     assert values_queued(world) == [20.0, 21.0, 22.5, None, 22.5, 22.5]
 
     # asyncua's own path raises on the Bad value without a value and loses it
-    asyncua = await make_world([Item(item_filter=absolute_deadband(0.7), queue_size=5)])
-    for step in CHANGES:
-        if isinstance(step, ua.DataValue):
-            await asyncua.deliver(step, fast_path=False)
-    await asyncua.publish()
+    asyncua = await delivered(
+        [Item(item_filter=absolute_deadband(0.7), queue_size=5)], CHANGES, fast_path=False
+    )
     assert any("TypeError" in error for error in asyncua.errors)
     assert None not in values_queued(asyncua)
 
@@ -277,13 +278,11 @@ async def test_absolute_deadband_items_report_as_opc_ua_specifies() -> None:
 async def test_a_slow_drift_beyond_the_deadband_is_reported() -> None:
     """asyncua compares with the previous served value, so 0.5 steps never pass 0.7."""
     steps: list[ua.DataValue | str] = [dv(20.0 + 0.5 * i, second=i) for i in range(1, 7)]
-    world = await fast_only([Item(item_filter=absolute_deadband(0.7), queue_size=0)], steps)
+    world = await delivered([Item(item_filter=absolute_deadband(0.7), queue_size=0)], steps)
     assert values_queued(world) == [20.0, 21.0, 22.0, 23.0]
-    asyncua = await make_world([Item(item_filter=absolute_deadband(0.7), queue_size=0)])
-    for step in steps:
-        assert isinstance(step, ua.DataValue)
-        await asyncua.deliver(step, fast_path=False)
-    await asyncua.publish()
+    asyncua = await delivered(
+        [Item(item_filter=absolute_deadband(0.7), queue_size=0)], steps, fast_path=False
+    )
     assert values_queued(asyncua) == [20.0]
 
 
@@ -407,7 +406,7 @@ def test_deadband_items_queue_what_the_filter_reports(
         s if s == "publish" else dv(s[0], s[1], second=s[2]) for s in raw
     ]
     item = Item(item_filter=absolute_deadband(limit, trigger), queue_size=0)
-    world = asyncio.run(fast_only([item], steps))
+    world = asyncio.run(delivered([item], steps))
     assert world.errors == []
     last = dv(20.0)  # queued when the item was created
     expected: list[float | None] = [20.0]
